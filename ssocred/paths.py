@@ -1,0 +1,81 @@
+"""Every file and directory ssocred touches, in one place that tests can redirect.
+
+Example: ``SSOCRED_STATE_DIR=/tmp/s ssocred status`` keeps the index in ``/tmp/s``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+APP = "ssocred"
+
+
+def aws_config_file() -> Path:
+    """The AWS config file: ``$AWS_CONFIG_FILE`` or ``~/.aws/config``."""
+    return Path(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+
+
+def aws_sso_cache_dir() -> Path:
+    """The AWS CLI token cache, ``~/.aws/sso/cache`` (no variable relocates it)."""
+    return Path(os.path.expanduser("~/.aws/sso/cache"))
+
+
+def state_dir() -> Path:
+    """Non-secret state (the store index): ``$SSOCRED_STATE_DIR`` or the platform state dir."""
+    override = os.environ.get("SSOCRED_STATE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP))
+
+
+def runtime_dir() -> Path:
+    """Locks and the daemon socket: ``$SSOCRED_RUNTIME_DIR`` or the platform runtime dir."""
+    override = os.environ.get("SSOCRED_RUNTIME_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_runtime_dir(APP))
+
+
+def log_dir() -> Path:
+    """Daemon logs: ``$SSOCRED_LOG_DIR`` or the platform log dir."""
+    override = os.environ.get("SSOCRED_LOG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir(APP))
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) if needed and make it 0700; returns it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` via a temp file, fsync and rename, so readers see old or new.
+
+    Example: ``atomic_write(Path("~/x.json").expanduser(), b"{}")``
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
