@@ -19,7 +19,7 @@ EXIT_INTERRUPTED = 130
 class SsocredError(Exception):
     """An expected failure: printed as one line (``message; fix``) with no traceback.
 
-    Example: ``SsocredError("no such profile 'dev'", fix="run: ssocred configure").line()``
+    Example: ``SsocredError("no such profile 'dev'", fix="add [profile dev] to ~/.aws/config").line()``
     """
 
     exit_code = EXIT_SERVICE

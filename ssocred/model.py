@@ -231,6 +231,16 @@ def credentials_from_dict(data: dict[str, Any]) -> RoleCredentials:
     )
 
 
+def login_command(session: str) -> str:
+    """The command that logs a stored session in: ``login_command("corp")``.
+
+    Legacy sessions are keyed by their start URL and are logged in through a profile.
+    """
+    if "://" in session:
+        return "ssocred login --profile <a profile with sso_start_url = " + session + ">"
+    return f"ssocred login --sso-session {session}"
+
+
 def with_registration(token: Token, reg: Registration) -> Token:
     """A copy of ``token`` carrying ``reg``."""
     return replace(token, registration=reg)

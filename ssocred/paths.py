@@ -14,7 +14,7 @@ APP = "ssocred"
 
 def aws_config_file() -> Path:
     """The AWS config file: ``$AWS_CONFIG_FILE`` or ``~/.aws/config``."""
-    return Path(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+    return Path(os.path.expandvars(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")))
 
 
 def aws_sso_cache_dir() -> Path:

@@ -1,0 +1,79 @@
+"""Unsigned boto3 clients for the SSO services, and translation of their failures.
+
+Clients are plain boto3 clients, so ``AWS_ENDPOINT_URL_SSO_OIDC`` / ``AWS_ENDPOINT_URL_SSO``,
+``AWS_CA_BUNDLE``, proxies and retries behave exactly as in every other AWS tool.
+Example: ``client("sso", "us-east-1").get_role_credentials(...)``
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from ssocred.errors import ServiceError
+
+# Standard mode retries 5xx, throttling and TooManyRequestsException; never the 400-class OAuth errors.
+_RETRIES = {"mode": "standard", "max_attempts": 8}
+
+
+@functools.lru_cache(maxsize=1)
+def _session() -> Any:
+    import boto3.session
+
+    return boto3.session.Session()
+
+
+def client(service: str, region: str) -> Any:
+    """An unsigned boto3 client for ``service`` ("sso-oidc" or "sso") in the SSO region."""
+    import botocore.config
+    from botocore import UNSIGNED
+    from botocore.exceptions import BotoCoreError
+
+    cfg = botocore.config.Config(
+        signature_version=UNSIGNED, retries=_RETRIES, connect_timeout=10, read_timeout=30  # type: ignore[arg-type]
+    )
+    try:
+        return _session().client(service, region_name=region, config=cfg)
+    except BotoCoreError as exc:
+        raise ServiceError(f"cannot create the {service} client: {exc}") from None
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The service error code of a botocore ClientError, e.g. ``"InvalidGrantException"``."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def network_error(exc: BaseException, endpoint: str) -> ServiceError:
+    """A one-line ServiceError for a connection, TLS or timeout failure talking to ``endpoint``."""
+    from botocore.exceptions import SSLError
+
+    if isinstance(exc, SSLError):
+        return ServiceError(
+            f"TLS certificate verification failed for {endpoint}",
+            fix="if a proxy intercepts TLS, set AWS_CA_BUNDLE to its CA certificate; run: ssocred doctor",
+        )
+    return ServiceError(
+        f"cannot reach {endpoint} ({type(exc).__name__})",
+        fix="check the network, HTTPS_PROXY and the sso_region; run: ssocred doctor",
+    )
+
+
+def is_network_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is a botocore transport failure (not a service answer)."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(exc, (BotoConnectionError, HTTPClientError))
+
+
+def service_message(exc: BaseException) -> str:
+    """The service's own message of a ClientError (tokens are never echoed by the services)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        err = response.get("Error", {})
+        return str(err.get("Message") or response.get("error_description") or err.get("Code") or "")
+    return type(exc).__name__

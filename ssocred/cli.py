@@ -1,0 +1,130 @@
+"""The ``ssocred`` command line: argparse in, data out, rendered as text or JSON in one place.
+
+Example: ``ssocred status --json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ssocred import __version__
+from ssocred.errors import EXIT_INTERRUPTED, SsocredError
+from ssocred.render import render
+
+Handler = Callable[[argparse.Namespace], Any]
+
+EPILOG = """exit codes: 0 ok, 1 login required, 2 usage, 3 config error, 4 access denied,
+5 network or service error, 6 credential store unavailable, 130 interrupted"""
+
+
+def _selector(p: argparse.ArgumentParser, *, allow_all: bool = False) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--profile", metavar="P", help="a profile in ~/.aws/config (default: $AWS_PROFILE)")
+    group.add_argument("--sso-session", metavar="S", help="an [sso-session S] section in ~/.aws/config")
+    if allow_all:
+        group.add_argument("--all", action="store_true", help="every stored session")
+
+
+def _target(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", metavar="P", help="a profile using ssocred (default: $AWS_PROFILE)")
+    p.add_argument("--sso-session", metavar="S", help="with --account-id and --role-name instead of --profile")
+    p.add_argument("--account-id", metavar="A", help="the AWS account id")
+    p.add_argument("--role-name", metavar="R", help="the role (permission set) name")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (``ssocred --help``)."""
+    from ssocred import commands
+
+    parser = argparse.ArgumentParser(
+        prog="ssocred",
+        description="AWS IAM Identity Center (AWS SSO) credentials for every SDK: log in once, "
+        "tokens in the OS keyring, role credentials through credential_process.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ssocred {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, handler: Handler, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description or help_text, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(func=handler)
+        return p
+
+    p = add("login", commands.login, "log in to an SSO session and store the token in the OS keyring",
+            "Log in (PKCE in a browser; device code on remote/headless machines or with "
+            "--use-device-code) and keep the token, refresh token and client registration in the OS keyring.")
+    _selector(p)
+    p.add_argument("--use-device-code", action="store_true", help="use the device code flow (any device)")
+    p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="SEC", help="give up after SEC (600)")
+    p.add_argument("--export-aws-cli-cache", action="store_true",
+                   help="also keep a copy of the access token (never the refresh token) in "
+                   "~/.aws/sso/cache for the AWS CLI and native SSO profiles")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("logout", commands.logout, "log out: revoke the token and wipe the stored session",
+            "Call the portal's Logout, then delete the session's keyring items and index entries.")
+    _selector(p, allow_all=True)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("status", commands.status, "show sessions, token expiry and cached role credentials (no secrets)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("import", commands.import_token, "take a token that `aws sso login` left in ~/.aws/sso/cache",
+            "Copy the token (and refresh token) that the AWS CLI cached for a session into the OS keyring.")
+    _selector(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("process", commands.process_help, "print role credentials for credential_process (see README)",
+            "Used as `credential_process = ssocred process ...` in ~/.aws/config.")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+
+    p = add("env", commands.env, "print role credentials as shell variable assignments",
+            "Print AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and "
+            "AWS_CREDENTIAL_EXPIRATION for a profile, e.g. eval \"$(ssocred env --profile dev)\".")
+    _target(p)
+    p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh",
+                   help="output syntax (default: sh)")
+
+    p = add("exec", commands.exec_command, "run a command with a profile's role credentials in its environment",
+            "Run CMD with the AWS_* credential variables set; its exit code is passed through. "
+            "Example: ssocred exec --profile dev -- terraform plan")
+    _target(p)
+    p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+
+    p = add("emulator", commands.emulator, "run a local IAM Identity Center emulator (see --help)",
+            "A local sso-oidc + SSO portal + STS server for demos and offline CI. "
+            "Run `ssocred emulator --help` for its options.")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    p = add("demo", commands.demo, "try ssocred end to end against the local emulator (no AWS account)")
+    p.add_argument("--keep", action="store_true", help="keep the throw-away directory afterwards")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code. Expected failures print one line, never a traceback."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "emulator":
+        from ssocred.emulator.cli import main as emulator_main
+
+        return emulator_main(args_list[1:])
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    try:
+        result = args.func(args)
+    except SsocredError as exc:
+        print(f"ssocred: {exc.line()}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ssocred: interrupted; nothing was changed", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if isinstance(result, int):
+        return result
+    render(result, as_json=getattr(args, "json", False), out=sys.stdout)
+    return 0

@@ -1,0 +1,264 @@
+"""The use cases behind each CLI command; each returns a Report (data, no secrets).
+
+Example: ``commands.status(argparse.Namespace(json=True))``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ssocred.errors import ConfigError, ServiceError, SsocredError, UsageError
+from ssocred.model import iso_z
+from ssocred.render import Report
+
+if TYPE_CHECKING:
+    from ssocred.config import AwsConfig, ResolvedSso
+    from ssocred.model import RoleCredentials
+    from ssocred.store import Store
+
+
+def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> ResolvedSso:
+    """The SSO session a command acts on: ``--profile``, ``--sso-session``, ``$AWS_PROFILE`` or the only one."""
+    if sso_session:
+        return cfg.resolve_session(sso_session)
+    profile = profile or os.environ.get("AWS_PROFILE") or None
+    if profile:
+        prof = cfg.profile(profile)
+        if "ssocred_session" in prof.values or (prof.credential_process and not prof.sso_start_url):
+            return cfg.resolve_session(cfg.ssocred_target(profile).session)
+        return cfg.resolve_sso(profile)
+    if len(cfg.sso_sessions) == 1:
+        return cfg.resolve_session(next(iter(cfg.sso_sessions)))
+    if not cfg.sso_sessions:
+        raise ConfigError(f"no [sso-session] section in {cfg.path}",
+                          fix="add [sso-session <name>] with sso_start_url and sso_region (see the README)")
+    names = ", ".join(sorted(cfg.sso_sessions))
+    raise UsageError(f"{cfg.path} has several SSO sessions ({names})", fix="choose one with --sso-session NAME")
+
+
+def _load_config() -> AwsConfig:
+    from ssocred import config
+
+    return config.load()
+
+
+def _store() -> Store:
+    from ssocred.store import Store
+
+    return Store()
+
+
+def login(args: argparse.Namespace) -> Report:
+    """``ssocred login``: interactive login, token into the keyring."""
+    from ssocred import awscache
+    from ssocred.login import LoginRequest
+    from ssocred.login import login as do_login
+
+    target = resolve(_load_config(), args.profile, args.sso_session)
+    store = _store()
+    backend = store.backend_name()
+    req = LoginRequest(
+        key=target.cache_key,
+        start_url=target.start_url,
+        region=target.region,
+        scopes=target.scopes,
+        legacy=target.legacy,
+        use_device_code=args.use_device_code,
+        open_browser=not args.no_browser,
+        timeout=args.timeout,
+    )
+    out = sys.stderr if args.json else sys.stdout
+    if args.export_aws_cli_cache:
+        awscache.set_export(target.cache_key, True)
+    result = do_login(req, store, out)
+    token = result.token
+    exported = None
+    if target.cache_key in awscache.exported_sessions():
+        exported = str(awscache.export_token(target.cache_key, token))
+    return Report("login", {
+        "session": target.cache_key,
+        "flow": result.flow,
+        "reused": result.reused,
+        "expires_at": iso_z(token.expires_at),
+        "expires_in": round(token.remaining(time.time())),
+        "refreshable": token.refreshable(time.time()),
+        "store": backend,
+        "exported": exported,
+    })
+
+
+def logout(args: argparse.Namespace) -> Report:
+    """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
+    from ssocred import awscache
+    from ssocred.portal import Portal
+
+    store = _store()
+    if args.all:
+        keys = sorted(store.index().sessions)
+    else:
+        keys = [resolve(_load_config(), args.profile, args.sso_session).cache_key]
+    done: list[dict[str, Any]] = []
+    for key in keys:
+        entry: dict[str, Any] = {"session": key, "portal_error": None}
+        token = None
+        try:
+            token = store.load_session(key)
+        except SsocredError as exc:
+            entry["portal_error"] = f"stored token unreadable ({exc.message})"
+        if token is not None and token.remaining(time.time()) > 0:
+            try:
+                Portal(token.region).logout(token.access_token)
+            except Exception as exc:  # reported, never fatal: the local wipe must still happen
+                entry["portal_error"] = exc.message if isinstance(exc, SsocredError) else type(exc).__name__
+        store.delete_session(key)
+        awscache.remove_export(key)
+        done.append(entry)
+    return Report("logout", {"sessions": done})
+
+
+def status(args: argparse.Namespace) -> Report:
+    """``ssocred status``: sessions from the config and the store index; never a secret."""
+    from ssocred.store import Store
+
+    try:
+        configured = set(_load_config().sso_sessions)
+    except ConfigError:
+        configured = set()
+    index = Store().index()
+    sessions = []
+    for name in sorted(configured | set(index.sessions)):
+        entry = index.sessions.get(name)
+        if entry is None:
+            sessions.append({"session": name, "logged_in": False, "credentials": []})
+            continue
+        creds = [
+            {"account_id": c.account_id, "role_name": c.role_name,
+             "expiration": iso_z(c.expiration), "expiration_epoch": c.expiration}
+            for c in index.creds if c.session == name
+        ]
+        sessions.append({
+            "session": name,
+            "logged_in": True,
+            "expires_at": iso_z(entry.expires_at),
+            "expires_epoch": entry.expires_at,
+            "refreshable": entry.refreshable,
+            "registration_expires_at": iso_z(entry.registration_expires_at)
+            if entry.registration_expires_at else None,
+            "credentials": creds,
+        })
+    return Report("status", {"sessions": sessions})
+
+
+def import_token(args: argparse.Namespace) -> Report:
+    """``ssocred import``: copy the AWS CLI's cached token into the keyring."""
+    from ssocred import awscache
+
+    target = resolve(_load_config(), args.profile, args.sso_session)
+    token = awscache.read_token(target.cache_key, target.start_url, target.region)
+    store = _store()
+    with store.session_lock(target.cache_key):
+        store.save_session(target.cache_key, token)
+    return Report("import", {
+        "session": target.cache_key,
+        "expires_at": iso_z(token.expires_at),
+        "refreshable": token.refreshable(time.time()),
+        "store": store.backend_name(),
+    })
+
+
+def process_help(args: argparse.Namespace) -> int:
+    """``ssocred process`` reached through the full CLI (normally dispatched before argparse)."""
+    from ssocred.process import main as process_main
+
+    return process_main(list(args.rest))
+
+
+def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
+    """Credentials for ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region."""
+    from ssocred.credentials import role_credentials
+    from ssocred.process import target
+
+    opts = {k: v for k, v in (("session", args.sso_session), ("account", args.account_id),
+                              ("role", args.role_name)) if v}
+    profile = args.profile or (None if opts else os.environ.get("AWS_PROFILE"))
+    region = None
+    if profile:
+        opts["profile"] = profile
+        cfg = _load_config()
+        region = cfg.profile(profile).region
+    session, account, role = target(opts)
+    return role_credentials(_store(), session, account, role), region
+
+
+def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:
+    """The AWS_* variables for ``creds``: ``credential_env(c, "eu-west-1")["AWS_REGION"]``."""
+    env = {
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_SESSION_TOKEN": creds.session_token,
+        "AWS_CREDENTIAL_EXPIRATION": iso_z(creds.expiration),
+    }
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    return env
+
+
+def env(args: argparse.Namespace) -> int:
+    """``ssocred env``: print the credential variables in a shell's syntax."""
+    import json
+    import shlex
+
+    values = credential_env(*_role_credentials(args))
+    if args.format == "json":
+        print(json.dumps(values, indent=2))
+        return 0
+    for key, value in values.items():
+        if args.format == "fish":
+            print(f"set -gx {key} {shlex.quote(value)};")
+        elif args.format == "powershell":
+            quoted = value.replace("'", "''")
+            print(f"$Env:{key} = '{quoted}'")
+        else:
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def exec_command(args: argparse.Namespace) -> int:
+    """``ssocred exec``: replace this process with CMD, credentials in its environment."""
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("ssocred exec needs a command", fix="e.g. ssocred exec --profile dev -- aws s3 ls")
+    environ = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        environ.pop(name, None)
+    environ.update(credential_env(*_role_credentials(args)))
+    sys.stdout.flush()
+    try:
+        os.execvpe(cmd[0], cmd, environ)  # noqa: S606 - running the user's command is the point
+    except OSError as exc:
+        print(f"ssocred: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
+        return 127
+    return 0  # not reached
+
+
+def emulator(args: argparse.Namespace) -> int:
+    """``ssocred emulator``: delegated to the emulator's own CLI."""
+    from ssocred.emulator.cli import main as emulator_main
+
+    return emulator_main(list(args.args))
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``ssocred demo``: the end-to-end tour against the embedded emulator."""
+    from ssocred.demo import run
+
+    try:
+        return run(keep=args.keep)
+    except OSError as exc:
+        raise ServiceError(f"the demo failed: {exc}") from None

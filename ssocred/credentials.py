@@ -1,0 +1,78 @@
+"""Role credentials for an account and role: from the keyring cache, or fetched as a singleflight.
+
+Example: ``role_credentials(Store(), "corp", "111122223333", "ReadOnly").access_key_id``
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ssocred.errors import ServiceError
+from ssocred.model import RoleCredentials, credentials_fresh
+
+if TYPE_CHECKING:
+    from ssocred.store import Store
+
+#: How long a caller waits for another process fetching the same role.
+LOCK_TIMEOUT = 120.0
+
+
+def cached(store: Store, session: str, account: str, role: str) -> RoleCredentials | None:
+    """Cached credentials that may still be handed out, without taking any lock."""
+    creds = store.load_creds(session, account, role)
+    if creds is not None and credentials_fresh(creds, time.time()):
+        return creds
+    return None
+
+
+def role_credentials(store: Store, session: str, account: str, role: str) -> RoleCredentials:
+    """Fresh credentials for ``role`` in ``account``: the cache, else one fetch across all processes."""
+    hit = cached(store, session, account, role)
+    if hit is not None:
+        return hit
+    return fetch(store, session, account, role)
+
+
+def fetch(store: Store, session: str, account: str, role: str, *, force: bool = False) -> RoleCredentials:
+    """Fetch under the role lock; a caller that finds fresh credentials after the wait uses them."""
+    from filelock import Timeout
+
+    lock = store.role_lock(session, account, role)
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise ServiceError(
+            f"another ssocred process has been fetching role '{role}' in {account} for {LOCK_TIMEOUT:.0f} s",
+            fix="try again; if it persists, look for a hung ssocred process",
+        ) from None
+    try:
+        if not force:
+            hit = cached(store, session, account, role)
+            if hit is not None:
+                return hit
+        creds = _fetch_locked(store, session, account, role)
+        store.save_creds(session, account, role, creds)
+        return creds
+    finally:
+        lock.release()
+
+
+def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCredentials:
+    from ssocred.portal import Portal, TokenRejected
+    from ssocred.tokens import fresh_token, login_required, refresh
+
+    token = fresh_token(store, session)
+    portal = Portal(token.region)
+    try:
+        return portal.role_credentials(token.access_token, account, role)
+    except TokenRejected:
+        pass
+    # The portal no longer accepts the token (revoked, or a clock skew): one forced refresh, then give up.
+    if not token.refreshable(time.time()):
+        raise login_required(session, "was rejected by the portal (expired or revoked)")
+    token = refresh(store, session, seen=token, force=True)
+    try:
+        return portal.role_credentials(token.access_token, account, role)
+    except TokenRejected:
+        raise login_required(session, "was rejected by the portal (expired or revoked)") from None

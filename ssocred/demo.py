@@ -1,0 +1,166 @@
+"""``ssocred demo``: the whole flow against the embedded emulator, in a throw-away directory.
+
+Nothing is faked: a real emulator process answers over HTTP, the login runs the device code
+flow (the emulator approves it as a user would), and a real boto3 process gets its credentials
+through ``credential_process``. The user's ``~/.aws`` and keyring items are never touched.
+Example: ``ssocred demo --keep``
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from ssocred.errors import ServiceError, SsocredError
+
+_ISOLATE = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+SESSION = "demo"
+START_URL = "https://d-0000000000.awsapps.com/start"
+REGION = "us-east-1"
+
+
+def _step(n: int, text: str) -> None:
+    print(f"\n== {n}. {text}", flush=True)
+
+
+def _start_emulator(tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssocred.emulator", "--port", "0", "--accounts", "2", "--roles", "2"],
+        stdout=subprocess.PIPE, stderr=(tmp / "emulator.log").open("w"), text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    try:
+        url = str(json.loads(line)["url"])
+    except (ValueError, KeyError):
+        proc.kill()
+        raise ServiceError("the emulator did not start", fix=f"see {tmp / 'emulator.log'}") from None
+    return proc, url
+
+
+def _choose_store(tmp: Path) -> str:
+    """The OS keyring when usable, else the demo's own file store (said, never silent)."""
+    from ssocred.store import Store
+
+    try:
+        return f"the OS keyring ({Store().backend_name()})"
+    except SsocredError as exc:
+        reason = exc.message
+    import keyring
+
+    from ssocred.demostore import DemoKeyring
+
+    os.environ["PYTHON_KEYRING_BACKEND"] = "ssocred.demostore.DemoKeyring"
+    os.environ["SSOCRED_DEMO_STORE"] = str(tmp / "demo-store.json")
+    keyring.set_keyring(DemoKeyring())
+    return (f"a throw-away file store in {tmp} (no OS keyring here: {reason}); "
+            "outside the demo ssocred refuses to run without a keyring")
+
+
+def _mask(value: str) -> str:
+    return value[:4] + "…" if len(value) > 8 else "…"
+
+
+def run(keep: bool = False) -> int:
+    """Run the demo; returns 0 when every step worked."""
+    tmp = Path(tempfile.mkdtemp(prefix="ssocred-demo-"))
+    os.chmod(tmp, 0o700)
+    for name in _ISOLATE:
+        os.environ.pop(name, None)
+    os.environ.update({
+        "AWS_CONFIG_FILE": str(tmp / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "credentials"),
+        "SSOCRED_STATE_DIR": str(tmp / "state"),
+        "SSOCRED_RUNTIME_DIR": str(tmp / "run"),
+        "SSOCRED_KEYRING_SERVICE": f"ssocred-demo-{uuid.uuid4().hex[:8]}",
+    })
+    emulator, url = _start_emulator(tmp)
+    store = None
+    try:
+        for var in ("AWS_ENDPOINT_URL_SSO_OIDC", "AWS_ENDPOINT_URL_SSO", "AWS_ENDPOINT_URL_STS"):
+            os.environ[var] = url
+        _step(1, f"A local IAM Identity Center emulator is running at {url}")
+        print(f"   working directory (deleted afterwards): {tmp}")
+        store_desc = _choose_store(tmp)
+        print(f"   credential store: {store_desc}")
+
+        from ssocred import portal as portal_mod
+        from ssocred.login import LoginRequest, login
+        from ssocred.store import Store
+
+        store = Store()
+        _step(2, "Log in (device code flow; the emulator approves the code as you would in a browser)")
+        req = LoginRequest(key=SESSION, start_url=START_URL, region=REGION, use_device_code=True,
+                           open_browser=False, timeout=60)
+        result = login(req, store, sys.stdout)
+        print(f"   logged in; token valid for {int(result.token.lifetime)} s, "
+              f"refreshable: {result.token.refreshable(result.token.issued_at)}")
+
+        _step(3, "Accounts and roles you can use (portal ListAccounts / ListAccountRoles)")
+        portal = portal_mod.Portal(REGION)
+        accounts = portal.accounts(result.token.access_token)
+        first_role = ""
+        for acct in accounts:
+            roles = portal.roles(result.token.access_token, acct.account_id)
+            first_role = first_role or roles[0]
+            print(f"   {acct.account_id}  {acct.name:<20} {', '.join(roles)}")
+        account = accounts[0].account_id
+
+        _step(4, "A profile that gets its credentials from ssocred")
+        line = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "ssocred", "process"))
+        config = (
+            f"[sso-session {SESSION}]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
+            f"sso_registration_scopes = sso:account:access\n\n"
+            f"[profile demo]\ncredential_process = {line} --sso-session {SESSION} "
+            f"--account-id {account} --role-name {first_role}\nregion = {REGION}\n"
+        )
+        (tmp / "config").write_text(config)
+        print("   " + config.replace("\n", "\n   ").rstrip())
+
+        _step(5, "ssocred process prints credential_process JSON (secrets shortened here)")
+        out = subprocess.run([sys.executable, "-m", "ssocred", "process", "--sso-session", SESSION,
+                              "--account-id", account, "--role-name", first_role],
+                             capture_output=True, text=True, check=False, timeout=120)
+        if out.returncode != 0:
+            raise ServiceError(f"ssocred process failed: {out.stderr.strip()}")
+        creds = json.loads(out.stdout)
+        for key in ("SecretAccessKey", "SessionToken"):
+            creds[key] = _mask(creds[key])
+        print("   " + json.dumps(creds))
+
+        _step(6, "Real boto3 in a new process: Session(profile_name='demo').client('sts').get_caller_identity()")
+        code = ("import boto3, json; i = boto3.Session(profile_name='demo').client('sts')"
+                ".get_caller_identity(); print(json.dumps({k: i[k] for k in ('Account', 'Arn', 'UserId')}))")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                             timeout=120)
+        if out.returncode != 0:
+            raise ServiceError(f"boto3 could not get credentials: {out.stderr.strip().splitlines()[-1:]}")
+        ident = json.loads(out.stdout)
+        print(f"   Account {ident['Account']}\n   Arn     {ident['Arn']}\n   UserId  {ident['UserId']}")
+
+        _step(7, "ssocred status")
+        status = subprocess.run([sys.executable, "-m", "ssocred", "status"], capture_output=True, text=True,
+                                check=False, timeout=60)
+        print("   " + status.stdout.strip().replace("\n", "\n   "))
+        print("\nDone: the demo logged in once and every later step reused the stored token.")
+        return 0
+    finally:
+        if store is not None:
+            try:
+                store.delete_session(SESSION)
+            except SsocredError:
+                pass
+        emulator.terminate()
+        emulator.wait(timeout=10)
+        if keep:
+            print(f"(kept {tmp})")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)

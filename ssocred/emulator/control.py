@@ -1,0 +1,51 @@
+"""Control endpoints for tests and demos: counters, run-time settings, mass revocation."""
+
+from __future__ import annotations
+
+import json
+
+from ssocred.emulator import pages
+from ssocred.emulator.errors import ApiError
+from ssocred.emulator.state import State, Stats
+from ssocred.emulator.wire import Request, Response, html_response, json_response
+
+
+def stats(state: State, request: Request) -> Response:
+    """``GET /_stats``: request and token counters."""
+    with state.lock:
+        return json_response(state.stats.snapshot())
+
+
+def reset(state: State, request: Request) -> Response:
+    """``POST /_reset``: zero every counter."""
+    with state.lock:
+        state.stats = Stats()
+    return json_response({})
+
+
+def control(state: State, request: Request) -> Response:
+    """``POST /_control``: change settings from a JSON object; answers with all settings."""
+    try:
+        changes = json.loads(request.body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ApiError("InvalidRequestException", 400, "body must be a JSON object") from None
+    if not isinstance(changes, dict):
+        raise ApiError("InvalidRequestException", 400, "body must be a JSON object")
+    with state.lock:
+        try:
+            state.settings.update(changes)
+        except (TypeError, ValueError) as exc:
+            raise ApiError("InvalidRequestException", 400, str(exc)) from None
+        return json_response(state.settings.as_dict())
+
+
+def revoke(state: State, request: Request) -> Response:
+    """``POST /_revoke``: revoke every access and refresh token."""
+    with state.lock:
+        state.revoke_all()
+    return json_response({})
+
+
+def index(state: State, request: Request) -> Response:
+    """``GET /``: a landing page for people who open the URL in a browser."""
+    return html_response(pages.index(request.base_url))

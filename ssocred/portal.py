@@ -1,0 +1,112 @@
+"""The SSO portal adapter: role credentials, accounts, roles and logout.
+
+Example: ``Portal("us-east-1").role_credentials(access_token, "111122223333", "ReadOnly")``
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ssocred import awsclient
+from ssocred.errors import AccessDenied, ServiceError
+from ssocred.model import RoleCredentials
+
+
+@dataclass(frozen=True)
+class Account:
+    """One account the user can reach: ``Account("111122223333", "prod", "ops@example.com")``."""
+
+    account_id: str
+    name: str
+    email: str
+
+
+class TokenRejected(Exception):
+    """The portal answered 401: the SSO access token is expired, revoked or unknown."""
+
+
+class Portal:
+    """The SSO portal in one SSO region, through an unsigned boto3 client."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self._client = awsclient.client("sso", region)
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint in use, e.g. ``https://portal.sso.us-east-1.amazonaws.com``."""
+        return str(self._client.meta.endpoint_url)
+
+    def _call(self, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+
+        try:
+            result: dict[str, Any] = getattr(self._client, op)(**kwargs)
+            return result
+        except ClientError as exc:
+            code = awsclient.error_code(exc) or "Unknown"
+            if code == "UnauthorizedException":
+                raise TokenRejected() from None
+            if code in ("ResourceNotFoundException", "ForbiddenException", "AccessDeniedException"):
+                raise AccessDenied(
+                    f"access denied to {what}",
+                    fix="check the account id and role name; run: ssocred doctor",
+                ) from None
+            raise ServiceError(
+                f"SSO portal {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",
+                fix="try again; if it persists run: ssocred doctor",
+            ) from None
+        except Exception as exc:
+            if awsclient.is_network_error(exc):
+                raise awsclient.network_error(exc, self.endpoint) from None
+            raise
+
+    def role_credentials(self, access_token: str, account_id: str, role_name: str) -> RoleCredentials:
+        """GetRoleCredentials; ``expiration`` arrives in epoch milliseconds."""
+        issued = time.time()
+        resp = self._call(
+            "get_role_credentials", f"role '{role_name}' in account {account_id}",
+            accessToken=access_token, accountId=account_id, roleName=role_name,
+        )
+        rc = resp["roleCredentials"]
+        return RoleCredentials(
+            access_key_id=rc["accessKeyId"],
+            secret_access_key=rc["secretAccessKey"],
+            session_token=rc["sessionToken"],
+            expiration=int(rc["expiration"]) / 1000.0,
+            account_id=account_id,
+            role_name=role_name,
+            issued_at=issued,
+        )
+
+    def accounts(self, access_token: str) -> list[Account]:
+        """Every account of the user (all pages of ListAccounts)."""
+        out: list[Account] = []
+        kwargs: dict[str, Any] = {"accessToken": access_token, "maxResults": 100}
+        while True:
+            resp = self._call("list_accounts", "the account list", **kwargs)
+            for a in resp.get("accountList", []):
+                out.append(Account(a["accountId"], a.get("accountName", ""), a.get("emailAddress", "")))
+            token = resp.get("nextToken")
+            if not token:
+                return out
+            kwargs["nextToken"] = token
+
+    def roles(self, access_token: str, account_id: str) -> list[str]:
+        """Every role name the user has in ``account_id`` (all pages of ListAccountRoles)."""
+        out: list[str] = []
+        kwargs: dict[str, Any] = {"accessToken": access_token, "accountId": account_id, "maxResults": 100}
+        while True:
+            resp = self._call("list_account_roles", f"account {account_id}", **kwargs)
+            out.extend(r["roleName"] for r in resp.get("roleList", []))
+            token = resp.get("nextToken")
+            if not token:
+                return out
+            kwargs["nextToken"] = token
+
+    def logout(self, access_token: str) -> None:
+        """Logout: revokes the access token on the service side."""
+        self._call("logout", "logout", accessToken=access_token)
+

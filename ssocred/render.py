@@ -1,0 +1,98 @@
+"""One place that turns command results into text or JSON.
+
+Example: ``render(Report("status", {"sessions": []}), as_json=True, out=sys.stdout)``
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+
+@dataclass(frozen=True)
+class Report:
+    """A command's result: a kind (which text layout) and JSON-ready data with no secrets."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def duration(seconds: float) -> str:
+    """Human duration: ``duration(3725) == "1h 2m"``, ``duration(-5) == "expired"``."""
+    if seconds <= 0:
+        return "expired"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _login(d: dict[str, Any]) -> str:
+    how = "reused the login another process just finished" if d.get("reused") else f"via {d['flow']}"
+    lines = [f"Logged in to SSO session '{d['session']}' ({how})."]
+    lines.append(f"  token expires {d['expires_at']} (in {duration(d['expires_in'])}); "
+                 + ("refreshable" if d["refreshable"] else "NOT refreshable: log in again when it expires"))
+    lines.append(f"  stored in: {d['store']}")
+    if d.get("exported"):
+        lines.append(f"  exported for the AWS CLI: {d['exported']}")
+    return "\n".join(lines)
+
+
+def _logout(d: dict[str, Any]) -> str:
+    if not d["sessions"]:
+        return "Nothing to log out."
+    lines = []
+    for s in d["sessions"]:
+        note = f" (portal logout failed: {s['portal_error']})" if s.get("portal_error") else ""
+        lines.append(f"Logged out of '{s['session']}'{note}.")
+    return "\n".join(lines)
+
+
+def _status(d: dict[str, Any]) -> str:
+    if not d["sessions"]:
+        return "No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, then run: ssocred login"
+    lines = []
+    now = time.time()
+    for s in d["sessions"]:
+        if not s["logged_in"]:
+            lines.append(f"{s['session']}: not logged in")
+            continue
+        left = s["expires_epoch"] - now
+        state = "expired" if left <= 0 else f"valid for {duration(left)}"
+        refresh = "refreshable" if s["refreshable"] else "not refreshable"
+        lines.append(f"{s['session']}: logged in, token {state} (until {s['expires_at']}), {refresh}")
+        if s.get("registration_expires_at"):
+            lines.append(f"  client registration until {s['registration_expires_at']}")
+        for c in s["credentials"]:
+            c_left = c["expiration_epoch"] - now
+            lines.append(f"  {c['account_id']} {c['role_name']}: credentials valid for {duration(c_left)}")
+    return "\n".join(lines)
+
+
+def _imported(d: dict[str, Any]) -> str:
+    return (f"Imported the AWS CLI token for '{d['session']}' (expires {d['expires_at']}, "
+            + ("refreshable" if d["refreshable"] else "not refreshable") + f") into {d['store']}.")
+
+
+_TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
+    "login": _login,
+    "logout": _logout,
+    "status": _status,
+    "import": _imported,
+}
+
+
+def render(result: Report, *, as_json: bool, out: TextIO) -> None:
+    """Print ``result`` as indented JSON or as its text layout."""
+    if as_json:
+        print(json.dumps(result.data, indent=2, sort_keys=True), file=out)
+        return
+    text = _TEXT.get(result.kind)
+    print(text(result.data) if text else json.dumps(result.data, indent=2), file=out)

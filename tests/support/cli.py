@@ -1,0 +1,76 @@
+"""Running the real ``ssocred`` command and writing AWS config files in tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+START_URL = "https://d-1234567890.awsapps.com/start"
+REGION = "us-east-1"
+#: What tests/support/directory.json assigns (the emulator fixture loads it).
+DIRECTORY = str(Path(__file__).with_name("directory.json"))
+ACCOUNT = "111111111111"
+ROLE = "ReadOnlyAccess"
+OTHER_ACCOUNT = "222222222222"
+
+
+def ssocred_argv() -> list[str]:
+    """The installed console script when there is one beside the interpreter, else ``python -m ssocred``."""
+    script = Path(sys.executable).parent / "ssocred"
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("ssocred")
+    if found and Path(found).resolve().parent == Path(sys.executable).resolve().parent:
+        return [found]
+    return [sys.executable, "-m", "ssocred"]
+
+
+def ssocred_line() -> str:
+    """The same command as one shell-quoted string for a ``credential_process`` line."""
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in ssocred_argv())
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, input_text: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ssocred ARGS`` with the current (test) environment, capturing output."""
+    return subprocess.run(
+        [*ssocred_argv(), *args],
+        env=env if env is not None else dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        input=input_text,
+        check=False,
+    )
+
+
+def write_config(text: str) -> Path:
+    """Write ``$AWS_CONFIG_FILE`` (the test HOME's config)."""
+    path = Path(os.environ["AWS_CONFIG_FILE"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def session_config(name: str = "corp", *, scopes: str | None = "sso:account:access") -> str:
+    """An ``[sso-session]`` section pointing at the test start URL."""
+    lines = [f"[sso-session {name}]", f"sso_start_url = {START_URL}", f"sso_region = {REGION}"]
+    if scopes is not None:
+        lines.append(f"sso_registration_scopes = {scopes}")
+    return "\n".join(lines) + "\n"
+
+
+def process_profile(profile: str, account: str, role: str, session: str = "corp") -> str:
+    """A profile that gets its credentials from ``ssocred process``."""
+    return (
+        f"[profile {profile}]\n"
+        f"credential_process = {ssocred_line()} process --sso-session {session} "
+        f"--account-id {account} --role-name {role}\n"
+        f"region = {REGION}\n"
+    )

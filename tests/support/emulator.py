@@ -1,0 +1,209 @@
+"""Run the emulator as a real subprocess for tests: ``start_emulator()`` and the ``emulator`` fixture."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import pytest
+from botocore import UNSIGNED
+from botocore.config import Config
+
+from ssocred.emulator.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 20.0
+REGION = "us-east-1"
+START_URL = "https://d-1234567890.awsapps.com/start"
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+class RunningEmulator:
+    """A started ``python -m ssocred.emulator`` process and its control endpoints."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[str], stderr: IO[str]) -> None:
+        """Wrap a process that has printed its URL."""
+        self.url = url
+        self.proc = proc
+        self._stderr = stderr
+        self._stderr_text = ""
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def stats(self) -> dict[str, Any]:
+        """``GET /_stats``."""
+        result: dict[str, Any] = self._call("GET", "/_stats")
+        return result
+
+    def reset(self) -> None:
+        """``POST /_reset``: zero the counters."""
+        self._call("POST", "/_reset", {})
+
+    def control(self, **settings: Any) -> None:
+        """``POST /_control``: change settings at run time."""
+        self._call("POST", "/_control", settings)
+
+    def revoke(self) -> None:
+        """``POST /_revoke``: revoke every access and refresh token."""
+        self._call("POST", "/_revoke", {})
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point botocore's sso-oidc, sso and sts clients here."""
+        return {
+            "AWS_ENDPOINT_URL_SSO_OIDC": self.url,
+            "AWS_ENDPOINT_URL_SSO": self.url,
+            "AWS_ENDPOINT_URL_STS": self.url,
+        }
+
+    def stderr_text(self) -> str:
+        """Everything the process wrote to stderr so far (also after ``stop()``)."""
+        if not self._stderr.closed:
+            self._stderr.seek(0)
+            self._stderr_text = self._stderr.read()
+        return self._stderr_text
+
+    def stop(self) -> None:
+        """SIGTERM the process and wait for it to exit."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self.stderr_text()
+        self._stderr.close()
+
+
+def start_emulator(*args: str) -> RunningEmulator:
+    """Start ``python -m ssocred.emulator --port 0 *args`` and wait (up to 20 s) for its URL line."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    stderr = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ssocred.emulator", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    reader = threading.Thread(target=lambda: lines.append(stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT)
+    line = lines[0] if lines else ""
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError, TypeError):
+        proc.kill()
+        proc.wait()
+        stderr.seek(0)
+        raise RuntimeError(f"emulator did not start: stdout={line!r} stderr={stderr.read()!r}") from None
+    return RunningEmulator(str(url), proc, stderr)
+
+
+@lru_cache(maxsize=64)
+def _client(service: str, url: str) -> Any:
+    factory: Any = boto3.client
+    return factory(service, region_name=REGION, endpoint_url=url, config=Config(signature_version=UNSIGNED))
+
+
+def oidc_client(url: str, **config: Any) -> Any:
+    """An unsigned boto3 sso-oidc client for the emulator at ``url``."""
+    if not config:
+        return _client("sso-oidc", url)
+    return boto3.client(
+        "sso-oidc", region_name=REGION, endpoint_url=url, config=Config(signature_version=UNSIGNED, **config)
+    )
+
+
+def sso_client(url: str, **config: Any) -> Any:
+    """An unsigned boto3 sso (portal) client for the emulator at ``url``."""
+    if not config:
+        return _client("sso", url)
+    return boto3.client(
+        "sso", region_name=REGION, endpoint_url=url, config=Config(signature_version=UNSIGNED, **config)
+    )
+
+
+def sts_client(url: str, credentials: dict[str, Any] | None = None, **config: Any) -> Any:
+    """A boto3 sts client signing with portal ``roleCredentials`` (or dummy keys when None)."""
+    keys = credentials or {"accessKeyId": "AKIDEXAMPLE", "secretAccessKey": "dummy", "sessionToken": None}
+    return boto3.client(
+        "sts",
+        region_name=REGION,
+        endpoint_url=url,
+        aws_access_key_id=keys["accessKeyId"],
+        aws_secret_access_key=keys["secretAccessKey"],
+        aws_session_token=keys.get("sessionToken"),
+        config=Config(**config),
+    )
+
+
+def device_login(
+    url: str, scopes: tuple[str, ...] = ("sso:account:access",)
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Register a client and finish the device flow; returns (registration, CreateToken response)."""
+    oidc = oidc_client(url)
+    extra = {"scopes": list(scopes)} if scopes else {}
+    registration = oidc.register_client(clientName="ssocred-test", clientType="public", **extra)
+    client = {"clientId": registration["clientId"], "clientSecret": registration["clientSecret"]}
+    device = oidc.start_device_authorization(startUrl=START_URL, **client)
+    for _ in range(20):
+        try:
+            token = oidc.create_token(grantType=DEVICE_GRANT, deviceCode=device["deviceCode"], **client)
+        except oidc.exceptions.AuthorizationPendingException:
+            continue
+        return registration, token
+    raise AssertionError("device flow was not approved")
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunningEmulator]:
+    """A default emulator, stopped after the test."""
+    running = start_emulator()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_emulator() -> Iterator[RunningEmulator]:
+    """One default emulator for a whole test module (use ``emu`` to get it reset)."""
+    running = start_emulator()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def emu(shared_emulator: RunningEmulator) -> RunningEmulator:
+    """The module's shared emulator with default settings and zeroed counters."""
+    shared_emulator.control(**Settings().as_dict())
+    shared_emulator.reset()
+    return shared_emulator
