@@ -17,10 +17,13 @@ from keyring.errors import PasswordDeleteError
 from ssocred.paths import atomic_write
 
 
-class DemoKeyring(KeyringBackend):  # type: ignore[misc]
+class DemoKeyring(KeyringBackend):
     """A file-backed keyring for the demo only; ``priority`` keeps it out of auto-detection."""
 
-    priority = -1  # type: ignore[assignment]
+    priority = -1
+
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
 
     def _path(self) -> Path:
         return Path(os.environ["SSOCRED_DEMO_STORE"])

@@ -188,6 +188,8 @@ class KeyringIO:
     def _run(self, verb: str, what: str, work: Callable[[], T]) -> T:
         """Run ``work`` on a daemon thread; a keyring stuck behind a hidden prompt cannot hang us."""
         box: dict[str, Any] = {}
+        # Imports cannot wait on a prompt, and under load they are slow: keep them off the clock.
+        import keyring.core  # noqa: F401
 
         def target() -> None:
             try:

@@ -181,7 +181,7 @@ class _CallbackServer(http.server.HTTPServer):
 
 
 class _CallbackHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
         ok = "error" not in query
         body = (
@@ -199,7 +199,7 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
         if "error" in query or ("code" in query and "state" in query):
             server.result = query
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """Silent: the request line carries the authorization code."""
 
 

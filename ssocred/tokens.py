@@ -71,7 +71,7 @@ def refresh(store: Store, session: str, *, seen: Token | None = None, force: boo
 
 
 def _refresh_locked(store: Store, session: str, token: Token, now: float) -> Token:
-    from ssocred.oidc import Oidc, OAuthError, dead_grant
+    from ssocred.oidc import OAuthError, Oidc, dead_grant
 
     if not token.refreshable(now):
         if token_usable(token, now):
@@ -88,7 +88,9 @@ def _refresh_locked(store: Store, session: str, token: Token, now: float) -> Tok
             return token
         if dead_grant(exc.code):
             raise login_required(session, "can no longer be refreshed (the refresh token was rejected)") from None
-        raise ServiceError(f"refreshing SSO session '{session}' failed ({exc.code})", fix="try again in a minute") from None
+        raise ServiceError(
+            f"refreshing SSO session '{session}' failed ({exc.code})", fix="try again in a minute"
+        ) from None
     except ServiceError:
         if token_usable(token, now):
             return token

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.emulator import RunningEmulator, start_emulator
-from tests.support.secret_service import secret_service  # noqa: F401 - session fixture
+
+pytest_plugins = ["tests.support.secret_service"]
 
 _SCRUB = (
     "AWS_PROFILE",

@@ -168,7 +168,7 @@ def _spawn(n: int, roles: list[tuple[str, str]]) -> list[subprocess.Popen[str]]:
 
 def _collect(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
     outs = [p.communicate(timeout=300) for p in procs]
-    failed = [(p.returncode, e) for p, (_, e) in zip(procs, outs) if p.returncode != 0]
+    failed = [(p.returncode, e) for p, (_, e) in zip(procs, outs, strict=True) if p.returncode != 0]
     assert failed == []
     return [json.loads(o) for o, _ in outs]
 
