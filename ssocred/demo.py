@@ -61,12 +61,12 @@ def _choose_store(tmp: Path) -> str:
     os.environ["PYTHON_KEYRING_BACKEND"] = "ssocred.demostore.DemoKeyring"
     os.environ["SSOCRED_DEMO_STORE"] = str(tmp / "demo-store.json")
     keyring.set_keyring(DemoKeyring())
-    return (f"a throw-away file store in {tmp} (no OS keyring here: {reason}); "
-            "outside the demo ssocred refuses to run without a keyring")
+    return (f"a throw-away file store in {tmp}, because {reason[0].lower() + reason[1:]} here; "
+            "outside the demo ssocred refuses to run without an OS keyring")
 
 
 def _mask(value: str) -> str:
-    return value[:4] + "…" if len(value) > 8 else "…"
+    return value[:4] + "..." if len(value) > 8 else "..."
 
 
 def run(keep: bool = False) -> int:

@@ -55,7 +55,10 @@ def parse_args(argv: list[str]) -> dict[str, str]:
 
 
 def target(opts: dict[str, str]) -> tuple[str, str, str]:
-    """(session, account, role) from the arguments, or from the profile's ssocred keys."""
+    """(session, account, role) from the arguments, or from the profile's ssocred keys.
+
+    A profile with ``ssocred_login = true`` opts in to ``--login``: ``opts["login"]`` is set.
+    """
     from ssocred.errors import UsageError
 
     if "profile" in opts:
@@ -63,7 +66,10 @@ def target(opts: dict[str, str]) -> tuple[str, str, str]:
             raise UsageError("--profile cannot be combined with --sso-session/--account-id/--role-name")
         from ssocred import config
 
-        t = config.load().ssocred_target(opts["profile"])
+        cfg = config.load()
+        t = cfg.ssocred_target(opts["profile"])
+        if cfg.profile(opts["profile"]).values.get("ssocred_login", "").lower() in ("true", "yes", "1"):
+            opts["login"] = "1"
         return t.session, t.account_id, t.role_name
     missing = [f for f, k in _FLAGS.items() if k != "profile" and k not in opts]
     if missing:

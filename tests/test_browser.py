@@ -204,6 +204,8 @@ class LoginProcess:
                 )
             if "/authorize?" in line:
                 return line.strip()
+            if "device code flow" in line:
+                pytest.fail(f"login chose the device code flow instead of PKCE: {line.strip()!r}")
 
     def wait(self, timeout: float = WAIT) -> int:
         """Wait for the login to exit and for its output to be read; its exit code."""
@@ -306,7 +308,7 @@ def _count_colour(rows: list[bytes], width: int, rgb: bytes) -> int:
     return sum(1 for row in rows for x in range(0, len(row), bpp) if row[x : x + 3] == rgb)
 
 
-def test_allow_in_chromium_logs_in(corp: RunningEmulator, driver: WebDriver, tmp_path: Path) -> None:
+def test_allow_in_chromium_logs_in(driver: WebDriver, corp: RunningEmulator, tmp_path: Path) -> None:
     """Allow in the browser: the code reaches the loopback callback and the token lands in the keyring."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -341,7 +343,7 @@ def test_allow_in_chromium_logs_in(corp: RunningEmulator, driver: WebDriver, tmp
     assert not (tmp_path / "stand-in-browser.log").exists(), "--no-browser still opened a browser"
 
 
-def test_deny_in_chromium_refuses_login(corp: RunningEmulator, driver: WebDriver, tmp_path: Path) -> None:
+def test_deny_in_chromium_refuses_login(driver: WebDriver, corp: RunningEmulator, tmp_path: Path) -> None:
     """Deny in the browser: exit code 4, one line naming access_denied, nothing stored."""
     login = LoginProcess(tmp_path)
     try:

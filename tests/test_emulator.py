@@ -127,9 +127,7 @@ def test_directory_file_drives_portal_and_sts(tmp_path: Path) -> None:
         assert len(accounts[1]["accountId"]) == 12 and accounts[1]["accountId"].isdigit()
         roles = sso.list_account_roles(accessToken=token["accessToken"], accountId=accounts[1]["accountId"])
         assert [r["roleName"] for r in roles["roleList"]] == ["ReadOnly", "Deploy"]
-        creds = sso.get_role_credentials(
-            accessToken=token["accessToken"], accountId="111122223333", roleName="Admin"
-        )
+        creds = sso.get_role_credentials(accessToken=token["accessToken"], accountId="111122223333", roleName="Admin")
         identity = sts_client(running.url, creds["roleCredentials"]).get_caller_identity()
         assert identity["Arn"] == "arn:aws:sts::111122223333:assumed-role/Admin/alice@example.com"
     finally:
@@ -157,9 +155,7 @@ def test_generated_directory_sizes_and_seed() -> None:
             _, token = device_login(running.url)
             sso = sso_client(running.url)
             accounts = sso.list_accounts(accessToken=token["accessToken"])["accountList"]
-            roles = sso.list_account_roles(
-                accessToken=token["accessToken"], accountId=accounts[0]["accountId"]
-            )
+            roles = sso.list_account_roles(accessToken=token["accessToken"], accountId=accounts[0]["accountId"])
             assert len(accounts) == 5 and len(roles["roleList"]) == 4
             listings.append(accounts)
         assert listings[0] == listings[1]

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.emulator import RunningEmulator, emu, oidc_client, shared_emulator, sso_client
+from tests.support.emulator import RunningEmulator, oidc_client, shared, shared_emulator, sso_client
 
-__all__ = ["emu", "shared_emulator"]
+__all__ = ["shared", "shared_emulator"]
 
 CALLBACK = "http://127.0.0.1/oauth/callback"
 SCOPES = ["sso:account:access"]
@@ -29,9 +29,7 @@ def _pkce() -> tuple[str, str]:
     return verifier, challenge
 
 
-def _register(
-    url: str, redirect_uris: list[str] | None = None, scopes: list[str] | None = None
-) -> dict[str, Any]:
+def _register(url: str, redirect_uris: list[str] | None = None, scopes: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = oidc_client(url).register_client(
         clientName="botocore-client-dev",
         clientType="public",
@@ -103,19 +101,17 @@ def _refresh(url: str, reg: dict[str, Any], refresh_token: str) -> dict[str, Any
     return result
 
 
-def test_pkce_flow_echoes_state_and_issues_tokens(emu: RunningEmulator) -> None:
-    reg = _register(emu.url)
+def test_pkce_flow_echoes_state_and_issues_tokens(shared: RunningEmulator) -> None:
+    reg = _register(shared.url)
     verifier, challenge = _pkce()
     state = str(uuid.uuid4())
     redirect_uri = "http://127.0.0.1:53211/oauth/callback"
-    status, headers, _ = _request(
-        _authorize_url(emu.url, reg["clientId"], redirect_uri, challenge, state=state)
-    )
+    status, headers, _ = _request(_authorize_url(shared.url, reg["clientId"], redirect_uri, challenge, state=state))
     assert status == 302
     target, query = _code(headers["location"])
     assert target == redirect_uri
     assert query["state"] == state and set(query) == {"code", "state"}
-    token = oidc_client(emu.url).create_token(
+    token = oidc_client(shared.url).create_token(
         clientId=reg["clientId"],
         clientSecret=reg["clientSecret"],
         grantType="authorization_code",
@@ -125,26 +121,24 @@ def test_pkce_flow_echoes_state_and_issues_tokens(emu: RunningEmulator) -> None:
     )
     assert token["tokenType"] == "Bearer" and token["expiresIn"] == 3600
     assert token["accessToken"] and token["refreshToken"]
-    assert sso_client(emu.url).list_accounts(accessToken=token["accessToken"])["accountList"]
-    stats = emu.stats()
+    assert sso_client(shared.url).list_accounts(accessToken=token["accessToken"])["accountList"]
+    stats = shared.stats()
     assert stats["operations"]["Authorize"] == 1
     assert stats["create_token"]["authorization_code"] == 1
 
 
-def test_state_with_special_characters_is_echoed_verbatim(emu: RunningEmulator) -> None:
-    reg = _register(emu.url)
+def test_state_with_special_characters_is_echoed_verbatim(shared: RunningEmulator) -> None:
+    reg = _register(shared.url)
     _, challenge = _pkce()
     state = "a b/c+d=e&f~"
-    url = _authorize_url(
-        emu.url, reg["clientId"], "http://127.0.0.1:1/oauth/callback", challenge, state=state
-    )
+    url = _authorize_url(shared.url, reg["clientId"], "http://127.0.0.1:1/oauth/callback", challenge, state=state)
     _, headers, _ = _request(url)
     assert _code(headers["location"])[1]["state"] == state
 
 
-def test_any_port_accepted_for_portless_loopback_registration(emu: RunningEmulator) -> None:
+def test_any_port_accepted_for_portless_loopback_registration(shared: RunningEmulator) -> None:
     for port in (1024, 40000, 65000):
-        _, token = _login(emu.url, port)
+        _, token = _login(shared.url, port)
         assert token["accessToken"]
 
 
@@ -160,20 +154,20 @@ def test_any_port_accepted_for_portless_loopback_registration(emu: RunningEmulat
         "http://127.0.0.1:notaport/oauth/callback",
     ],
 )
-def test_redirect_mismatch_gets_400_page_not_a_redirect(emu: RunningEmulator, redirect_uri: str) -> None:
-    reg = _register(emu.url)
+def test_redirect_mismatch_gets_400_page_not_a_redirect(shared: RunningEmulator, redirect_uri: str) -> None:
+    reg = _register(shared.url)
     _, challenge = _pkce()
-    status, headers, page = _request(_authorize_url(emu.url, reg["clientId"], redirect_uri, challenge))
+    status, headers, page = _request(_authorize_url(shared.url, reg["clientId"], redirect_uri, challenge))
     assert status == 400
     assert "location" not in headers
     assert "text/html" in headers["content-type"] and "redirect_uri" in page
 
 
-def test_registered_port_must_match_exactly(emu: RunningEmulator) -> None:
-    reg = _register(emu.url, ["http://127.0.0.1:9000/cb"])
+def test_registered_port_must_match_exactly(shared: RunningEmulator) -> None:
+    reg = _register(shared.url, ["http://127.0.0.1:9000/cb"])
     _, challenge = _pkce()
-    assert _request(_authorize_url(emu.url, reg["clientId"], "http://127.0.0.1:9000/cb", challenge))[0] == 302
-    assert _request(_authorize_url(emu.url, reg["clientId"], "http://127.0.0.1:9001/cb", challenge))[0] == 400
+    assert _request(_authorize_url(shared.url, reg["clientId"], "http://127.0.0.1:9000/cb", challenge))[0] == 302
+    assert _request(_authorize_url(shared.url, reg["clientId"], "http://127.0.0.1:9001/cb", challenge))[0] == 400
 
 
 @pytest.mark.parametrize(
@@ -185,20 +179,18 @@ def test_registered_port_must_match_exactly(emu: RunningEmulator) -> None:
         {"client_id": "unknown-client"},
     ],
 )
-def test_invalid_authorize_parameters(emu: RunningEmulator, override: dict[str, str]) -> None:
-    reg = _register(emu.url)
+def test_invalid_authorize_parameters(shared: RunningEmulator, override: dict[str, str]) -> None:
+    reg = _register(shared.url)
     _, challenge = _pkce()
-    url = _authorize_url(
-        emu.url, reg["clientId"], "http://127.0.0.1:5000/oauth/callback", challenge, **override
-    )
+    url = _authorize_url(shared.url, reg["clientId"], "http://127.0.0.1:5000/oauth/callback", challenge, **override)
     status, headers, _ = _request(url)
     assert status == 400 and "location" not in headers
 
 
 @pytest.mark.parametrize("challenge", ["short", "A" * 44, "A" * 42 + "+/"])
-def test_bad_code_challenge_rejected(emu: RunningEmulator, challenge: str) -> None:
-    reg = _register(emu.url)
-    status, _, _ = _request(_authorize_url(emu.url, reg["clientId"], CALLBACK, challenge))
+def test_bad_code_challenge_rejected(shared: RunningEmulator, challenge: str) -> None:
+    reg = _register(shared.url)
+    status, _, _ = _request(_authorize_url(shared.url, reg["clientId"], CALLBACK, challenge))
     assert status == 400
 
 
@@ -208,11 +200,11 @@ def _code_for(url: str, reg: dict[str, Any], redirect_uri: str) -> tuple[str, st
     return _code(headers["location"])[1]["code"], verifier
 
 
-def test_code_grant_failures_are_invalid_grant(emu: RunningEmulator) -> None:
-    oidc = oidc_client(emu.url)
-    reg = _register(emu.url)
+def test_code_grant_failures_are_invalid_grant(shared: RunningEmulator) -> None:
+    oidc = oidc_client(shared.url)
+    reg = _register(shared.url)
     redirect_uri = "http://127.0.0.1:5000/oauth/callback"
-    code, verifier = _code_for(emu.url, reg, redirect_uri)
+    code, verifier = _code_for(shared.url, reg, redirect_uri)
     client = {
         "clientId": reg["clientId"],
         "clientSecret": reg["clientSecret"],
@@ -234,13 +226,13 @@ def test_code_grant_failures_are_invalid_grant(emu: RunningEmulator) -> None:
     assert token["accessToken"]
     with pytest.raises(oidc.exceptions.InvalidGrantException):
         oidc.create_token(**client, code=code, redirectUri=redirect_uri, codeVerifier=verifier)
-    assert emu.stats()["create_token"]["authorization_code"] == 1
+    assert shared.stats()["create_token"]["authorization_code"] == 1
 
 
-def test_code_of_another_client_is_rejected(emu: RunningEmulator) -> None:
-    oidc = oidc_client(emu.url)
-    first, second = _register(emu.url), _register(emu.url)
-    code, verifier = _code_for(emu.url, first, CALLBACK)
+def test_code_of_another_client_is_rejected(shared: RunningEmulator) -> None:
+    oidc = oidc_client(shared.url)
+    first, second = _register(shared.url), _register(shared.url)
+    code, verifier = _code_for(shared.url, first, CALLBACK)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
         oidc.create_token(
             clientId=second["clientId"],
@@ -252,12 +244,12 @@ def test_code_of_another_client_is_rejected(emu: RunningEmulator) -> None:
         )
 
 
-def test_code_expires(emu: RunningEmulator) -> None:
-    emu.control(code_ttl=1)
-    reg = _register(emu.url)
-    code, verifier = _code_for(emu.url, reg, CALLBACK)
+def test_code_expires(shared: RunningEmulator) -> None:
+    shared.control(code_ttl=1)
+    reg = _register(shared.url)
+    code, verifier = _code_for(shared.url, reg, CALLBACK)
     time.sleep(1.1)
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
         oidc.create_token(
             clientId=reg["clientId"],
@@ -269,66 +261,66 @@ def test_code_expires(emu: RunningEmulator) -> None:
         )
 
 
-def test_deny_authorize_switch(emu: RunningEmulator) -> None:
-    emu.control(deny_authorize=True)
-    reg = _register(emu.url)
+def test_deny_authorize_switch(shared: RunningEmulator) -> None:
+    shared.control(deny_authorize=True)
+    reg = _register(shared.url)
     _, challenge = _pkce()
-    status, headers, _ = _request(_authorize_url(emu.url, reg["clientId"], CALLBACK, challenge, state="s1"))
+    status, headers, _ = _request(_authorize_url(shared.url, reg["clientId"], CALLBACK, challenge, state="s1"))
     assert status == 302
     target, query = _code(headers["location"])
     assert target == CALLBACK and query == {"error": "access_denied", "state": "s1"}
 
 
 @pytest.mark.parametrize("decision", ["allow", "deny"])
-def test_manual_approval_page(emu: RunningEmulator, decision: str) -> None:
-    emu.control(manual_approve=True)
-    reg = _register(emu.url)
+def test_manual_approval_page(shared: RunningEmulator, decision: str) -> None:
+    shared.control(manual_approve=True)
+    reg = _register(shared.url)
     _, challenge = _pkce()
-    status, _, page = _request(_authorize_url(emu.url, reg["clientId"], CALLBACK, challenge, state="st"))
+    status, _, page = _request(_authorize_url(shared.url, reg["clientId"], CALLBACK, challenge, state="st"))
     assert status == 200
     assert 'id="allow"' in page and 'id="deny"' in page
     request_id = page.split('name="request" value="', 1)[1].split('"', 1)[0]
     form = urllib.parse.urlencode({"request": request_id, "decision": decision})
-    status, headers, _ = _request(emu.url + "/authorize", "POST", form)
+    status, headers, _ = _request(shared.url + "/authorize", "POST", form)
     assert status == 302
     _, query = _code(headers["location"])
     assert query["state"] == "st"
     assert ("code" in query) == (decision == "allow")
     assert (query.get("error") == "access_denied") == (decision == "deny")
-    assert _request(emu.url + "/authorize", "POST", form)[0] == 400
+    assert _request(shared.url + "/authorize", "POST", form)[0] == 400
 
 
-def test_refresh_rotates_and_rejects_reuse(emu: RunningEmulator) -> None:
-    reg, token = _login(emu.url)
+def test_refresh_rotates_and_rejects_reuse(shared: RunningEmulator) -> None:
+    reg, token = _login(shared.url)
     first = token["refreshToken"]
-    refreshed = _refresh(emu.url, reg, first)
+    refreshed = _refresh(shared.url, reg, first)
     assert refreshed["refreshToken"] != first and refreshed["accessToken"] != token["accessToken"]
     assert refreshed["expiresIn"] == 3600
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException) as info:
-        _refresh(emu.url, reg, first)
+        _refresh(shared.url, reg, first)
     assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
-    again = _refresh(emu.url, reg, refreshed["refreshToken"])
+    again = _refresh(shared.url, reg, refreshed["refreshToken"])
     assert again["refreshToken"] not in (first, refreshed["refreshToken"])
-    sso = sso_client(emu.url)
+    sso = sso_client(shared.url)
     for access in (token["accessToken"], refreshed["accessToken"], again["accessToken"]):
         assert sso.list_accounts(accessToken=access)["accountList"]
-    stats = emu.stats()
+    stats = shared.stats()
     assert stats["refresh_token_reuse_rejected"] == 1
     assert stats["create_token"]["refresh_token"] == 2
 
 
-def test_refresh_without_rotation(emu: RunningEmulator) -> None:
-    emu.control(rotate=False)
-    reg, token = _login(emu.url)
+def test_refresh_without_rotation(shared: RunningEmulator) -> None:
+    shared.control(rotate=False)
+    reg, token = _login(shared.url)
     for _ in range(3):
-        assert _refresh(emu.url, reg, token["refreshToken"])["refreshToken"] == token["refreshToken"]
-    assert emu.stats()["refresh_token_reuse_rejected"] == 0
+        assert _refresh(shared.url, reg, token["refreshToken"])["refreshToken"] == token["refreshToken"]
+    assert shared.stats()["refresh_token_reuse_rejected"] == 0
 
 
-def test_refresh_client_errors(emu: RunningEmulator) -> None:
-    reg, token = _login(emu.url)
-    oidc = oidc_client(emu.url)
+def test_refresh_client_errors(shared: RunningEmulator) -> None:
+    reg, token = _login(shared.url)
+    oidc = oidc_client(shared.url)
     for client_id, secret in ((reg["clientId"], "wrong"), ("unknown", reg["clientSecret"])):
         with pytest.raises(oidc.exceptions.InvalidClientException) as info:
             oidc.create_token(
@@ -339,20 +331,20 @@ def test_refresh_client_errors(emu: RunningEmulator) -> None:
             )
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 401
         assert info.value.response["error"] == "invalid_client"
-    other = _register(emu.url)
+    other = _register(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
-        _refresh(emu.url, other, token["refreshToken"])
+        _refresh(shared.url, other, token["refreshToken"])
     with pytest.raises(oidc.exceptions.UnsupportedGrantTypeException):
         oidc.create_token(clientId=reg["clientId"], clientSecret=reg["clientSecret"], grantType="password")
-    assert _refresh(emu.url, reg, token["refreshToken"])["accessToken"]
+    assert _refresh(shared.url, reg, token["refreshToken"])["accessToken"]
 
 
-def test_no_refresh_token_without_registered_scopes(emu: RunningEmulator) -> None:
-    reg = _register(emu.url, scopes=[])
+def test_no_refresh_token_without_registered_scopes(shared: RunningEmulator) -> None:
+    reg = _register(shared.url, scopes=[])
     verifier, challenge = _pkce()
-    url = _authorize_url(emu.url, reg["clientId"], CALLBACK, challenge, scopes="")
+    url = _authorize_url(shared.url, reg["clientId"], CALLBACK, challenge, scopes="")
     _, headers, _ = _request(url)
-    token = oidc_client(emu.url).create_token(
+    token = oidc_client(shared.url).create_token(
         clientId=reg["clientId"],
         clientSecret=reg["clientSecret"],
         grantType="authorization_code",
@@ -363,41 +355,41 @@ def test_no_refresh_token_without_registered_scopes(emu: RunningEmulator) -> Non
     assert "refreshToken" not in token
 
 
-def test_revoke_kills_access_and_refresh_tokens(emu: RunningEmulator) -> None:
-    reg, token = _login(emu.url)
-    emu.revoke()
-    sso = sso_client(emu.url)
+def test_revoke_kills_access_and_refresh_tokens(shared: RunningEmulator) -> None:
+    reg, token = _login(shared.url)
+    shared.revoke()
+    sso = sso_client(shared.url)
     with pytest.raises(sso.exceptions.UnauthorizedException):
         sso.list_accounts(accessToken=token["accessToken"])
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
-        _refresh(emu.url, reg, token["refreshToken"])
+        _refresh(shared.url, reg, token["refreshToken"])
 
 
-def test_expired_registration_is_invalid_client(emu: RunningEmulator) -> None:
-    emu.control(registration_ttl=1)
-    reg, token = _login(emu.url)
+def test_expired_registration_is_invalid_client(shared: RunningEmulator) -> None:
+    shared.control(registration_ttl=1)
+    reg, token = _login(shared.url)
     time.sleep(1.1)
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidClientException):
-        _refresh(emu.url, reg, token["refreshToken"])
+        _refresh(shared.url, reg, token["refreshToken"])
 
 
-def test_concurrent_refreshes_of_one_token_have_one_winner(emu: RunningEmulator) -> None:
-    reg, token = _login(emu.url)
-    emu.reset()
-    oidc = oidc_client(emu.url)
+def test_concurrent_refreshes_of_one_token_have_one_winner(shared: RunningEmulator) -> None:
+    reg, token = _login(shared.url)
+    shared.reset()
+    oidc = oidc_client(shared.url)
     barrier = threading.Barrier(8)
 
     def attempt() -> str:
         barrier.wait()
         try:
-            return str(_refresh(emu.url, reg, token["refreshToken"])["refreshToken"])
+            return str(_refresh(shared.url, reg, token["refreshToken"])["refreshToken"])
         except oidc.exceptions.InvalidGrantException:
             return "rejected"
 
     with ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(lambda _: attempt(), range(8)))
     assert outcomes.count("rejected") == 7
-    stats = emu.stats()
+    stats = shared.stats()
     assert stats["refresh_token_reuse_rejected"] == 7 and stats["create_token"]["refresh_token"] == 1

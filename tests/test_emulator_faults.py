@@ -18,15 +18,15 @@ from botocore.exceptions import ClientError
 from tests.support.emulator import (
     RunningEmulator,
     device_login,
-    emu,
     oidc_client,
+    shared,
     shared_emulator,
     sso_client,
     start_emulator,
     sts_client,
 )
 
-__all__ = ["emu", "shared_emulator"]
+__all__ = ["shared", "shared_emulator"]
 
 
 @pytest.fixture
@@ -77,14 +77,10 @@ def _session(url: str) -> dict[str, Any]:
     """Log in, list, fetch credentials and call STS; returns the injected counters."""
     _, token = device_login(url)
     sso = sso_client(url)
-    accounts = (
-        sso.get_paginator("list_accounts").paginate(accessToken=token["accessToken"]).build_full_result()
-    )
+    accounts = sso.get_paginator("list_accounts").paginate(accessToken=token["accessToken"]).build_full_result()
     account = accounts["accountList"][0]["accountId"]
     sso.list_account_roles(accessToken=token["accessToken"], accountId=account)
-    creds = sso.get_role_credentials(
-        accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess"
-    )
+    creds = sso.get_role_credentials(accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess")
     for _ in range(5):
         assert sts_client(url, creds["roleCredentials"]).get_caller_identity()["Account"] == account
     return {"accounts": len(accounts["accountList"])}
@@ -103,21 +99,17 @@ def test_moderate_seeded_faults_are_absorbed_by_retries(no_backoff: list[float])
     assert injected[0]["fail"] > 0 and injected[0]["throttle"] > 0
 
 
-def test_sts_faults_use_sts_codes(emu: RunningEmulator, no_backoff: list[float]) -> None:
-    _, token = device_login(emu.url)
-    sso = sso_client(emu.url)
+def test_sts_faults_use_sts_codes(shared: RunningEmulator, no_backoff: list[float]) -> None:
+    _, token = device_login(shared.url)
+    sso = sso_client(shared.url)
     account = sso.list_accounts(accessToken=token["accessToken"])["accountList"][0]["accountId"]
-    creds = sso.get_role_credentials(
-        accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess"
-    )
-    client = sts_client(
-        emu.url, creds["roleCredentials"], retries={"mode": "standard", "total_max_attempts": 2}
-    )
+    creds = sso.get_role_credentials(accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess")
+    client = sts_client(shared.url, creds["roleCredentials"], retries={"mode": "standard", "total_max_attempts": 2})
     for settings, code, status in (
         ({"fail_rate": 1}, "InternalFailure", 500),
         ({"fail_rate": 0, "throttle_rate": 1}, "Throttling", 400),
     ):
-        emu.control(**settings)
+        shared.control(**settings)
         with pytest.raises(ClientError) as info:
             client.get_caller_identity()
         assert info.value.response["Error"]["Code"] == code
@@ -125,43 +117,43 @@ def test_sts_faults_use_sts_codes(emu: RunningEmulator, no_backoff: list[float])
         assert info.value.response["ResponseMetadata"]["RetryAttempts"] == 1
 
 
-def test_injected_failure_does_not_rotate_refresh_token(emu: RunningEmulator) -> None:
-    registration, token = device_login(emu.url)
-    emu.reset()
-    oidc = oidc_client(emu.url, retries={"total_max_attempts": 1})
+def test_injected_failure_does_not_rotate_refresh_token(shared: RunningEmulator) -> None:
+    registration, token = device_login(shared.url)
+    shared.reset()
+    oidc = oidc_client(shared.url, retries={"total_max_attempts": 1})
     refresh = {
         "clientId": registration["clientId"],
         "clientSecret": registration["clientSecret"],
         "grantType": "refresh_token",
         "refreshToken": token["refreshToken"],
     }
-    emu.control(fail_rate=1)
+    shared.control(fail_rate=1)
     with pytest.raises(ClientError) as info:
         oidc.create_token(**refresh)
     response: Any = info.value.response
     assert response["Error"]["Code"] == "InternalServerException"
     assert response["error"] == "server_error"
-    emu.control(fail_rate=0)
+    shared.control(fail_rate=0)
     assert oidc.create_token(**refresh)["refreshToken"] != token["refreshToken"]
-    stats = emu.stats()
+    stats = shared.stats()
     assert stats["refresh_token_reuse_rejected"] == 0
     assert stats["create_token"]["refresh_token"] == 1
     assert stats["operations"]["CreateToken"] == 2
 
 
-def test_control_endpoints_are_never_faulted_or_delayed(emu: RunningEmulator) -> None:
-    emu.control(fail_rate=1, latency_ms=400)
+def test_control_endpoints_are_never_faulted_or_delayed(shared: RunningEmulator) -> None:
+    shared.control(fail_rate=1, latency_ms=400)
     started = time.monotonic()
     for _ in range(3):
-        assert emu.stats()["injected"] == {"fail": 0, "throttle": 0}
-    emu.reset()
+        assert shared.stats()["injected"] == {"fail": 0, "throttle": 0}
+    shared.reset()
     assert time.monotonic() - started < 0.4
 
 
-def test_latency_is_added_to_api_requests(emu: RunningEmulator) -> None:
-    emu.control(latency_ms=250)
+def test_latency_is_added_to_api_requests(shared: RunningEmulator) -> None:
+    shared.control(latency_ms=250)
     started = time.monotonic()
-    _register(emu.url)
+    _register(shared.url)
     assert time.monotonic() - started >= 0.25
 
 

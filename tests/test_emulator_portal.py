@@ -16,14 +16,14 @@ from hypothesis import strategies as st
 from tests.support.emulator import (
     RunningEmulator,
     device_login,
-    emu,
     oidc_client,
+    shared,
     shared_emulator,
     sso_client,
     start_emulator,
 )
 
-__all__ = ["emu", "shared_emulator"]
+__all__ = ["shared", "shared_emulator"]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +36,7 @@ def big() -> Iterator[tuple[RunningEmulator, str]]:
         running.stop()
 
 
-def _raw(
-    url: str, path: str, token: str | None, method: str = "GET"
-) -> tuple[int, dict[str, str], dict[str, Any]]:
+def _raw(url: str, path: str, token: str | None, method: str = "GET") -> tuple[int, dict[str, str], dict[str, Any]]:
     request = urllib.request.Request(url + path, method=method, data=b"" if method == "POST" else None)
     if token is not None:
         request.add_header("x-amz-sso_bearer_token", token)
@@ -68,9 +66,7 @@ def _all_accounts(url: str, token: str, page_size: int) -> tuple[list[dict[str, 
 def test_paginators_walk_every_page(big: tuple[RunningEmulator, str]) -> None:
     running, token = big
     sso = sso_client(running.url)
-    pages = list(
-        sso.get_paginator("list_accounts").paginate(accessToken=token, PaginationConfig={"PageSize": 5})
-    )
+    pages = list(sso.get_paginator("list_accounts").paginate(accessToken=token, PaginationConfig={"PageSize": 5}))
     assert [len(p["accountList"]) for p in pages] == [5, 5, 5, 5, 3]
     assert all("nextToken" in p for p in pages[:-1]) and "nextToken" not in pages[-1]
     accounts = [a for p in pages for a in p["accountList"]]
@@ -130,13 +126,11 @@ def test_max_result_bounds_and_bad_tokens(big: tuple[RunningEmulator, str]) -> N
         assert set(body) == {"message"}
 
 
-def test_get_role_credentials(emu: RunningEmulator) -> None:
-    _, token = device_login(emu.url)
-    sso = sso_client(emu.url)
+def test_get_role_credentials(shared: RunningEmulator) -> None:
+    _, token = device_login(shared.url)
+    sso = sso_client(shared.url)
     account = sso.list_accounts(accessToken=token["accessToken"])["accountList"][0]["accountId"]
-    role = sso.list_account_roles(accessToken=token["accessToken"], accountId=account)["roleList"][1][
-        "roleName"
-    ]
+    role = sso.list_account_roles(accessToken=token["accessToken"], accountId=account)["roleList"][1]["roleName"]
     before = time.time()
     creds = sso.get_role_credentials(accessToken=token["accessToken"], accountId=account, roleName=role)
     creds = creds["roleCredentials"]
@@ -146,18 +140,16 @@ def test_get_role_credentials(emu: RunningEmulator) -> None:
     assert creds["expiration"] % 1000 == 0
     again = sso.get_role_credentials(accessToken=token["accessToken"], accountId=account, roleName=role)
     assert again["roleCredentials"]["accessKeyId"] != creds["accessKeyId"]
-    assert emu.stats()["operations"]["GetRoleCredentials"] == 2
+    assert shared.stats()["operations"]["GetRoleCredentials"] == 2
 
 
-def test_not_found_and_bad_request_errors(emu: RunningEmulator) -> None:
-    _, token = device_login(emu.url)
-    sso = sso_client(emu.url)
+def test_not_found_and_bad_request_errors(shared: RunningEmulator) -> None:
+    _, token = device_login(shared.url)
+    sso = sso_client(shared.url)
     access = token["accessToken"]
     account = sso.list_accounts(accessToken=access)["accountList"][0]["accountId"]
     cases: list[Callable[[], Any]] = [
-        lambda: sso.get_role_credentials(
-            accessToken=access, accountId="999999999999", roleName="AdministratorAccess"
-        ),
+        lambda: sso.get_role_credentials(accessToken=access, accountId="999999999999", roleName="AdministratorAccess"),
         lambda: sso.get_role_credentials(accessToken=access, accountId=account, roleName="NoSuchRole"),
         lambda: sso.list_account_roles(accessToken=access, accountId="999999999999"),
     ]
@@ -171,21 +163,21 @@ def test_not_found_and_bad_request_errors(emu: RunningEmulator) -> None:
         "/federation/credentials?role_name=AdministratorAccess",
         "/assignment/roles",
     ):
-        status, headers, body = _raw(emu.url, path, access)
+        status, headers, body = _raw(shared.url, path, access)
         assert status == 400, path
         assert headers["x-amzn-errortype"].split(":")[0] == "InvalidRequestException"
         assert "message" in body
 
 
-def test_unauthorized_for_missing_bad_and_expired_tokens(emu: RunningEmulator) -> None:
+def test_unauthorized_for_missing_bad_and_expired_tokens(shared: RunningEmulator) -> None:
     for bad in (None, "", "not-a-token"):
-        status, headers, body = _raw(emu.url, "/assignment/accounts", bad)
+        status, headers, body = _raw(shared.url, "/assignment/accounts", bad)
         assert status == 401
         assert headers["x-amzn-errortype"].split(":")[0] == "UnauthorizedException"
         assert body == {"message": "Session token not found or invalid"}
-    emu.control(token_ttl=1)
-    _, token = device_login(emu.url)
-    sso = sso_client(emu.url)
+    shared.control(token_ttl=1)
+    _, token = device_login(shared.url)
+    sso = sso_client(shared.url)
     assert sso.list_accounts(accessToken=token["accessToken"])["accountList"]
     time.sleep(1.1)
     with pytest.raises(sso.exceptions.UnauthorizedException) as info:
@@ -194,14 +186,12 @@ def test_unauthorized_for_missing_bad_and_expired_tokens(emu: RunningEmulator) -
     assert info.value.response["Error"]["Message"] == "Session token not found or invalid"
 
 
-def test_logout_revokes_the_session(emu: RunningEmulator) -> None:
-    registration, token = device_login(emu.url)
-    _, other = device_login(emu.url)
-    sso = sso_client(emu.url)
+def test_logout_revokes_the_session(shared: RunningEmulator) -> None:
+    registration, token = device_login(shared.url)
+    _, other = device_login(shared.url)
+    sso = sso_client(shared.url)
     account = sso.list_accounts(accessToken=token["accessToken"])["accountList"][0]["accountId"]
-    creds = sso.get_role_credentials(
-        accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess"
-    )
+    creds = sso.get_role_credentials(accessToken=token["accessToken"], accountId=account, roleName="ReadOnlyAccess")
     response = sso.logout(accessToken=token["accessToken"])
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert response["ResponseMetadata"]["HTTPHeaders"]["content-length"] == "0"
@@ -209,7 +199,7 @@ def test_logout_revokes_the_session(emu: RunningEmulator) -> None:
         sso.list_accounts(accessToken=token["accessToken"])
     with pytest.raises(sso.exceptions.UnauthorizedException):
         sso.logout(accessToken=token["accessToken"])
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
         oidc.create_token(
             clientId=registration["clientId"],
@@ -219,4 +209,4 @@ def test_logout_revokes_the_session(emu: RunningEmulator) -> None:
         )
     assert sso.list_accounts(accessToken=other["accessToken"])["accountList"]
     assert creds["roleCredentials"]["accessKeyId"].startswith("ASIA")
-    assert emu.stats()["operations"]["Logout"] == 2
+    assert shared.stats()["operations"]["Logout"] == 2

@@ -22,33 +22,31 @@ from tests.support.emulator import (
     START_URL,
     RunningEmulator,
     device_login,
-    emu,
     oidc_client,
+    shared,
     shared_emulator,
     sso_client,
     sts_client,
 )
 
-__all__ = ["emu", "shared_emulator"]
+__all__ = ["shared", "shared_emulator"]
 
 SESSION = "dev-sso"
 
 
-def _credentials(
-    url: str, token: str, account_index: int = 0, role: str = "ReadOnlyAccess"
-) -> dict[str, Any]:
+def _credentials(url: str, token: str, account_index: int = 0, role: str = "ReadOnlyAccess") -> dict[str, Any]:
     sso = sso_client(url)
     account = sso.list_accounts(accessToken=token)["accountList"][account_index]["accountId"]
     result: dict[str, Any] = sso.get_role_credentials(accessToken=token, accountId=account, roleName=role)
     return {**result["roleCredentials"], "accountId": account}
 
 
-def test_identity_maps_key_to_account_and_role(emu: RunningEmulator) -> None:
-    _, token = device_login(emu.url)
+def test_identity_maps_key_to_account_and_role(shared: RunningEmulator) -> None:
+    _, token = device_login(shared.url)
     seen = set()
     for index, role in ((0, "ReadOnlyAccess"), (2, "AdministratorAccess")):
-        creds = _credentials(emu.url, token["accessToken"], index, role)
-        identity = sts_client(emu.url, creds).get_caller_identity()
+        creds = _credentials(shared.url, token["accessToken"], index, role)
+        identity = sts_client(shared.url, creds).get_caller_identity()
         account = creds["accountId"]
         assert identity["Account"] == account
         assert identity["Arn"] == f"arn:aws:sts::{account}:assumed-role/{role}/emulator-user"
@@ -56,16 +54,16 @@ def test_identity_maps_key_to_account_and_role(emu: RunningEmulator) -> None:
         assert role_id.startswith("AROA") and len(role_id) == 21 and user == "emulator-user"
         seen.add(role_id)
     assert len(seen) == 2
-    assert emu.stats()["operations"]["GetCallerIdentity"] == 2
+    assert shared.stats()["operations"]["GetCallerIdentity"] == 2
 
 
-def test_unknown_key_and_wrong_session_token(emu: RunningEmulator) -> None:
-    _, token = device_login(emu.url)
-    creds = _credentials(emu.url, token["accessToken"])
+def test_unknown_key_and_wrong_session_token(shared: RunningEmulator) -> None:
+    _, token = device_login(shared.url)
+    creds = _credentials(shared.url, token["accessToken"])
     for client in (
-        sts_client(emu.url),
-        sts_client(emu.url, {**creds, "sessionToken": "forged"}),
-        sts_client(emu.url, {**creds, "sessionToken": None}),
+        sts_client(shared.url),
+        sts_client(shared.url, {**creds, "sessionToken": "forged"}),
+        sts_client(shared.url, {**creds, "sessionToken": None}),
     ):
         with pytest.raises(ClientError) as info:
             client.get_caller_identity()
@@ -75,12 +73,12 @@ def test_unknown_key_and_wrong_session_token(emu: RunningEmulator) -> None:
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
-def test_unsigned_and_unknown_actions(emu: RunningEmulator) -> None:
+def test_unsigned_and_unknown_actions(shared: RunningEmulator) -> None:
     for body, code, status in (
         (b"Action=GetCallerIdentity&Version=2011-06-15", "MissingAuthenticationToken", 403),
         (b"Action=AssumeRole&Version=2011-06-15", "InvalidAction", 400),
     ):
-        request = urllib.request.Request(emu.url + "/", data=body, method="POST")
+        request = urllib.request.Request(shared.url + "/", data=body, method="POST")
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(request, timeout=10)
         text = info.value.read().decode()
@@ -88,11 +86,11 @@ def test_unsigned_and_unknown_actions(emu: RunningEmulator) -> None:
         assert f"<Code>{code}</Code>" in text and text.startswith("<ErrorResponse")
 
 
-def test_expired_credentials_get_expired_token(emu: RunningEmulator) -> None:
-    emu.control(cred_ttl=1)
-    _, token = device_login(emu.url)
-    creds = _credentials(emu.url, token["accessToken"])
-    client = sts_client(emu.url, creds)
+def test_expired_credentials_get_expired_token(shared: RunningEmulator) -> None:
+    shared.control(cred_ttl=1)
+    _, token = device_login(shared.url)
+    creds = _credentials(shared.url, token["accessToken"])
+    client = sts_client(shared.url, creds)
     assert client.get_caller_identity()["Account"] == creds["accountId"]
     time.sleep(max(0.0, creds["expiration"] / 1000 - time.time()) + 0.05)
     with pytest.raises(ClientError) as info:
@@ -115,9 +113,7 @@ def _aws_home(
     new process.
     """
     registration, token = device_login(running.url)
-    account = sso_client(running.url).list_accounts(accessToken=token["accessToken"])["accountList"][1][
-        "accountId"
-    ]
+    account = sso_client(running.url).list_accounts(accessToken=token["accessToken"])["accountList"][1]["accountId"]
     aws = tmp_path / ".aws"
     (aws / "sso" / "cache").mkdir(parents=True)
     (aws / "config").write_text(
@@ -173,12 +169,12 @@ def _identities(env: dict[str, str], calls: int = 1, pause: float = 0.0) -> list
     return result
 
 
-def test_botocore_sso_provider_refreshes_token_through_emulator(emu: RunningEmulator, tmp_path: Path) -> None:
-    env, cache, entry, account = _aws_home(tmp_path, emu, expires_in=300)
+def test_botocore_sso_provider_refreshes_token_through_emulator(shared: RunningEmulator, tmp_path: Path) -> None:
+    env, cache, entry, account = _aws_home(tmp_path, shared, expires_in=300)
     [identity] = _identities(env)
     assert identity["Account"] == account
     assert identity["Arn"] == f"arn:aws:sts::{account}:assumed-role/AdministratorAccess/emulator-user"
-    stats = emu.stats()
+    stats = shared.stats()
     assert stats["create_token"]["refresh_token"] == 1
     assert stats["operations"]["GetRoleCredentials"] == 1
     assert stats["operations"]["GetCallerIdentity"] == 1
@@ -186,7 +182,7 @@ def test_botocore_sso_provider_refreshes_token_through_emulator(emu: RunningEmul
     assert rewritten["accessToken"] != entry["accessToken"]
     assert rewritten["refreshToken"] != entry["refreshToken"]
     assert rewritten["expiresAt"] > entry["expiresAt"]
-    oidc = oidc_client(emu.url)
+    oidc = oidc_client(shared.url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
         oidc.create_token(
             clientId=entry["clientId"],
@@ -194,22 +190,22 @@ def test_botocore_sso_provider_refreshes_token_through_emulator(emu: RunningEmul
             grantType="refresh_token",
             refreshToken=entry["refreshToken"],
         )
-    assert emu.stats()["refresh_token_reuse_rejected"] == 1
+    assert shared.stats()["refresh_token_reuse_rejected"] == 1
 
 
-def test_botocore_refreshes_expiring_role_credentials(emu: RunningEmulator, tmp_path: Path) -> None:
-    emu.control(cred_ttl=1)
-    env, _, _, _ = _aws_home(tmp_path, emu, expires_in=3600)
+def test_botocore_refreshes_expiring_role_credentials(shared: RunningEmulator, tmp_path: Path) -> None:
+    shared.control(cred_ttl=1)
+    env, _, _, _ = _aws_home(tmp_path, shared, expires_in=3600)
     first, second = _identities(env, calls=2, pause=2.05)
     assert "error" not in second and first["Arn"] == second["Arn"]
-    stats = emu.stats()
+    stats = shared.stats()
     assert stats["operations"]["GetRoleCredentials"] >= 2
     assert stats["operations"]["GetCallerIdentity"] == 2
     assert stats["create_token"]["refresh_token"] == 0
 
 
-def test_botocore_reports_revoked_session(emu: RunningEmulator, tmp_path: Path) -> None:
-    env, _, _, _ = _aws_home(tmp_path, emu, expires_in=3600)
-    emu.revoke()
+def test_botocore_reports_revoked_session(shared: RunningEmulator, tmp_path: Path) -> None:
+    env, _, _, _ = _aws_home(tmp_path, shared, expires_in=3600)
+    shared.revoke()
     assert _identities(env) == [{"error": "UnauthorizedSSOTokenError"}]
-    assert emu.stats()["operations"]["GetRoleCredentials"] == 1
+    assert shared.stats()["operations"]["GetRoleCredentials"] == 1

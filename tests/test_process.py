@@ -301,3 +301,47 @@ def test_env_and_exec(sso: RunningEmulator) -> None:
     assert r.stdout.strip() == creds["AccessKeyId"]
     r = run("exec", "--profile", "dev", "--", sys.executable, "-c", "raise SystemExit(42)")
     assert r.returncode == 42
+
+
+def _run_on_a_terminal(argv: list[str], stdout_path: Path) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal and stdout to a file."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is /dev/tty; stdout goes to the file, as botocore's pipe would
+        out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.execvpe(argv[0], argv, dict(os.environ))
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+
+
+def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: Path) -> None:
+    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
+                 + "[profile optin]\nssocred_session = corp\n"
+                 + f"ssocred_account_id = {ACCOUNT}\nssocred_role_name = {ROLE}\nssocred_login = true\n")
+    out = tmp_path / "stdout"
+    code, tty = _run_on_a_terminal([*ssocred_argv(), *ARGS], out)
+    assert code == 1 and "is not logged in" in tty  # stderr shares the terminal here
+    assert not (tmp_path / "browser.log").exists()  # never a browser unless asked
+    code, tty = _run_on_a_terminal([*ssocred_argv(), *ARGS, "--login"], out)
+    assert code == 0, tty
+    assert "Approve the login in your browser" in tty  # the prompt went to /dev/tty ...
+    data = json.loads(out.read_text())  # ... and stdout carries only the JSON
+    assert data["AccountId"] == ACCOUNT
+    assert sso.stats()["create_token"]["authorization_code"] == 1
+    assert run("logout").returncode == 0
+    code, tty = _run_on_a_terminal([*ssocred_argv(), "process", "--profile", "optin"], out)
+    assert code == 0, tty
+    assert json.loads(out.read_text())["AccountId"] == ACCOUNT
+    assert sso.stats()["create_token"]["authorization_code"] == 2

@@ -73,9 +73,7 @@ def _decide(state: State, auth: AuthRequest, allow: bool) -> Response:
     if allow:
         code = secrets.token_urlsafe(32)
         expires_at = state.now() + state.settings.code_ttl
-        state.codes[code] = AuthCode(
-            auth.client_id, auth.redirect_uri, auth.challenge, auth.scopes, expires_at
-        )
+        state.codes[code] = AuthCode(auth.client_id, auth.redirect_uri, auth.challenge, auth.scopes, expires_at)
         pairs = [("code", code)]
     else:
         pairs = [("error", "access_denied")]

@@ -56,9 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--accounts", type=_count, default=None, help="generated directory: number of accounts (default 3)")
     add("--roles", type=_count, default=None, help="generated directory: roles per account (default 2)")
     add("--directory", metavar="FILE", help="load accounts, roles and user from a JSON file (format below)")
-    add(
-        "--token-ttl", type=_seconds, default=3600, metavar="SEC", help="access token lifetime (default 3600)"
-    )
+    add("--token-ttl", type=_seconds, default=3600, metavar="SEC", help="access token lifetime (default 3600)")
     add(
         "--cred-ttl",
         type=_seconds,
@@ -144,9 +142,7 @@ def _serve(emulator: Emulator) -> int:
         stop.set()
 
     in_main = threading.current_thread() is threading.main_thread()
-    previous = (
-        {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
-    )
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main else {}
     try:
         emulator.start()
         sys.stdout.write(json.dumps({"url": emulator.url}) + "\n")

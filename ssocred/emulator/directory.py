@@ -100,11 +100,7 @@ def parse(data: Any, rng: random.Random) -> Directory:
     user = data.get("user", DEFAULT_USER)
     if not isinstance(user, str) or not _ROLE_NAME.match(user):
         raise ValueError('"user" must be a non-empty name of letters, digits and +=,.@_-')
-    ids = {
-        a["accountId"]
-        for a in data["accounts"]
-        if isinstance(a, dict) and isinstance(a.get("accountId"), str)
-    }
+    ids = {a["accountId"] for a in data["accounts"] if isinstance(a, dict) and isinstance(a.get("accountId"), str)}
     seen: set[str] = set()
     accounts = []
     for position, item in enumerate(data["accounts"]):

@@ -217,11 +217,7 @@ def _device_grant(state: State, registration: Registration, body: dict[str, Any]
     device.polls += 1
     device.last_poll = now
     settings = state.settings
-    if (
-        device.decision is None
-        and not settings.manual_approve
-        and earlier_polls >= settings.approve_after_polls
-    ):
+    if device.decision is None and not settings.manual_approve and earlier_polls >= settings.approve_after_polls:
         device.decision = "deny" if settings.deny_authorize else "allow"
     if device.decision == "deny":
         device.consumed = True

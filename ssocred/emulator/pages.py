@@ -24,8 +24,7 @@ def page(title: str, body: str) -> str:
 def approval(title: str, action: str, hidden: dict[str, str], lines: list[str]) -> str:
     """A page asking the user to allow or deny, with buttons ``#allow`` and ``#deny``."""
     fields = "".join(
-        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
-        for name, value in hidden.items()
+        f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">' for name, value in hidden.items()
     )
     text = "".join(f"<p>{escape(line)}</p>" for line in lines)
     form = (

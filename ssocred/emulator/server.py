@@ -36,9 +36,7 @@ class Route:
 
 ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/client/register"): Route("RegisterClient", "oidc", oidc.register_client),
-    ("POST", "/device_authorization"): Route(
-        "StartDeviceAuthorization", "oidc", oidc.start_device_authorization
-    ),
+    ("POST", "/device_authorization"): Route("StartDeviceAuthorization", "oidc", oidc.start_device_authorization),
     ("POST", "/token"): Route("CreateToken", "oidc", oidc.create_token),
     ("GET", "/authorize"): Route("Authorize", "page", authorize.authorize),
     ("POST", "/authorize"): Route(None, "page", authorize.authorize_decision),
@@ -168,9 +166,7 @@ def _handle(state: State, route: Route, request: Request) -> Response:
     except Exception as exc:
         # Frames and the exception type only: a message could quote a token or secret.
         frames = "".join(traceback.format_tb(exc.__traceback__))
-        sys.stderr.write(
-            f"internal error in {request.method} {request.path}:\n{frames}{type(exc).__name__}\n"
-        )
+        sys.stderr.write(f"internal error in {request.method} {request.path}:\n{frames}{type(exc).__name__}\n")
         failure = errors.ApiError("InternalServerException", 500, "Internal server error", "server_error")
         return errors.render(route.style, failure, request.request_id)
 

@@ -196,14 +196,10 @@ class State:
             if raw not in self.user_codes:
                 return f"{raw[:4]}-{raw[4:]}"
 
-    def issue_tokens(
-        self, registration: Registration, scopes: tuple[str, ...], session: str
-    ) -> dict[str, Any]:
+    def issue_tokens(self, registration: Registration, scopes: tuple[str, ...], session: str) -> dict[str, Any]:
         """Mint an access token (and a refresh token when the client registered scopes)."""
         access = "aoa" + secrets.token_urlsafe(48)
-        self.access_tokens[access] = AccessToken(
-            registration.client_id, session, self.now() + self.settings.token_ttl
-        )
+        self.access_tokens[access] = AccessToken(registration.client_id, session, self.now() + self.settings.token_ttl)
         result: dict[str, Any] = {
             "accessToken": access,
             "tokenType": "Bearer",

@@ -163,9 +163,7 @@ def sts_client(url: str, credentials: dict[str, Any] | None = None, **config: An
     )
 
 
-def device_login(
-    url: str, scopes: tuple[str, ...] = ("sso:account:access",)
-) -> tuple[dict[str, Any], dict[str, Any]]:
+def device_login(url: str, scopes: tuple[str, ...] = ("sso:account:access",)) -> tuple[dict[str, Any], dict[str, Any]]:
     """Register a client and finish the device flow; returns (registration, CreateToken response)."""
     oidc = oidc_client(url)
     extra = {"scopes": list(scopes)} if scopes else {}
@@ -193,7 +191,7 @@ def emulator() -> Iterator[RunningEmulator]:
 
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[RunningEmulator]:
-    """One default emulator for a whole test module (use ``emu`` to get it reset)."""
+    """One default emulator for a whole test module (use ``shared`` to get it reset)."""
     running = start_emulator()
     try:
         yield running
@@ -202,8 +200,8 @@ def shared_emulator() -> Iterator[RunningEmulator]:
 
 
 @pytest.fixture
-def emu(shared_emulator: RunningEmulator) -> RunningEmulator:
-    """The module's shared emulator with default settings and zeroed counters."""
+def shared(shared_emulator: RunningEmulator) -> RunningEmulator:
+    """The module's shared emulator, back to default settings and with zeroed counters."""
     shared_emulator.control(**Settings().as_dict())
     shared_emulator.reset()
     return shared_emulator
