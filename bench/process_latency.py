@@ -2,10 +2,12 @@
 
 Run: ``.venv/bin/python bench/process_latency.py [--rounds N]``. It starts the emulator and a
 private Secret Service (gnome-keyring on its own D-Bus) in a throw-away HOME, logs in, primes the
-cache, then times, interleaved in each round: the interpreter floor, ``ssocred process`` (cache
-hit, no daemon), and for reference a fresh boto3 process resolving the same role through
-botocore's native SSO provider. It prints medians, ratios, where the import time goes, and the
-process/floor ratio as the last line.
+cache, starts the daemon's socket server, then times, interleaved in each round: the interpreter
+floor, ``python -c "import re"`` (what the console script's own wrapper adds), ``ssocred
+process`` without a daemon (keyring cache hit), ``ssocred process`` answered by the daemon (also
+without pip's wrapper, to show what ssocred itself adds), and for reference a fresh boto3
+process resolving the same role through botocore's native SSO provider. It prints medians,
+ratios, where the import time goes, and both process/floor ratios as the last line.
 """
 
 from __future__ import annotations
@@ -27,7 +29,32 @@ from tests.support.cli import ACCOUNT, DIRECTORY, REGION, ROLE, START_URL, ssocr
 from tests.support.emulator import start_emulator  # noqa: E402
 from tests.support.secret_service import start_private_secret_service  # noqa: E402
 
+#: The console script minus pip's wrapper (which imports re to tidy argv[0]).
+DIRECT = "from ssocred.__main__ import main; main()"
 NATIVE = ("import boto3; boto3.Session(profile_name='native').get_credentials().get_frozen_credentials()")
+
+
+def _start_server(env: dict[str, str]) -> subprocess.Popen[str]:
+    """The daemon's socket server (``python -m ssocred.sockserver``), once it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "ssocred.sockserver"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    if not proc.stdout.readline():
+        raise SystemExit("the socket server did not start")
+    return proc
+
+
+def _imports(argv: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
+    """(cumulative microseconds, module) of every import ``argv`` makes."""
+    imp = subprocess.run(argv, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
+                         check=True)
+    rows = []
+    for line in imp.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            parts = [p.strip() for p in line[len("import time:"):].split("|")]
+            if parts[1].isdigit():
+                rows.append((int(parts[1]), parts[2]))
+    return rows
 
 
 def _time(argv: list[str], env: dict[str, str]) -> float:
@@ -37,7 +64,7 @@ def _time(argv: list[str], env: dict[str, str]) -> float:
 
 
 def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONDONTWRITEBYTECODE"}
     env.update(emu_env)
     env.update({
         "HOME": str(tmp),
@@ -47,6 +74,8 @@ def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
         "SSOCRED_STATE_DIR": str(tmp / "state"),
         "SSOCRED_RUNTIME_DIR": str(tmp / "run"),
         "SSOCRED_KEYRING_SERVICE": "ssocred-bench",
+        # Timed as installed, with bytecode caches (kept out of the source tree).
+        "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
     })
     (tmp / "config").write_text(
         f"[sso-session corp]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
@@ -73,40 +102,47 @@ def main() -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="ssocred-bench-") as d:
             env = _setup(Path(d), emu.env())
-            process = [*ssocred_argv(), "process", "--sso-session", "corp", "--account-id", ACCOUNT,
-                       "--role-name", ROLE]
+            process_args = ["process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE]
+            process = [*ssocred_argv(), *process_args]
+            direct = [sys.executable, "-c", DIRECT, *process_args]
             first = subprocess.run(process, env=env, capture_output=True, text=True, check=True)
             assert json.loads(first.stdout)["Version"] == 1
-            cases = {
-                "python -c pass": [sys.executable, "-c", "pass"],
-                "ssocred process (cache hit, no daemon)": process,
-                "boto3 native SSO provider (reference)": [sys.executable, "-c", NATIVE],
-            }
-            for argv in cases.values():  # warm the page cache
-                _time(argv, env)
-            samples: dict[str, list[float]] = {name: [] for name in cases}
-            for _ in range(args.rounds):
-                for name, argv in cases.items():
-                    samples[name].append(_time(argv, env))
+            # The no-daemon case looks for the socket in a directory where there is none.
+            alone = {**env, "SSOCRED_RUNTIME_DIR": str(Path(d) / "run-no-daemon")}
+            server = _start_server(env)
+            try:
+                cases = {
+                    "python -c pass": ([sys.executable, "-c", "pass"], env),
+                    'python -c "import re" (the script wrapper)': ([sys.executable, "-c", "import re"], env),
+                    "ssocred process (cache hit, no daemon)": (process, alone),
+                    "ssocred process (daemon)": (process, env),
+                    "ssocred process (daemon) without the wrapper": (direct, env),
+                    "boto3 native SSO provider (reference)": ([sys.executable, "-c", NATIVE], env),
+                }
+                for argv, case_env in cases.values():  # warm the page cache and the daemon
+                    _time(argv, case_env)
+                samples: dict[str, list[float]] = {name: [] for name in cases}
+                for _ in range(args.rounds):
+                    for name, (argv, case_env) in cases.items():
+                        samples[name].append(_time(argv, case_env))
+                daemon_imports = _imports(process, env)
+            finally:
+                server.terminate()
+                server.wait(10)
             med = {name: statistics.median(v) for name, v in samples.items()}
             floor = med["python -c pass"]
             print(f"machine: {os.cpu_count()} cpus, {sys.platform}, Python {sys.version.split()[0]}; "
-                  f"keyring: Secret Service (gnome-keyring); rounds: {args.rounds}")
+                  f"keyring: Secret Service (gnome-keyring); rounds: {args.rounds}; "
+                  f"load average {os.getloadavg()[0]:.1f}")
             for name, value in med.items():
-                print(f"  {name:<42} median {value * 1000:7.1f} ms   {value / floor:5.1f}x the floor")
-            imp = subprocess.run(process, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
-                                 check=True)
-            rows = []
-            for line in imp.stderr.splitlines():
-                if line.startswith("import time:") and "|" in line:
-                    parts = [p.strip() for p in line[len("import time:"):].split("|")]
-                    if parts[1].isdigit():
-                        rows.append((int(parts[1]), parts[2]))
-            print("  largest cumulative imports of ssocred process (us):")
-            for us, name in sorted(rows, reverse=True)[:8]:
-                print(f"    {us:>8}  {name}")
-            ratio = med["ssocred process (cache hit, no daemon)"] / floor
-            print(f"ssocred process / python -c pass: {ratio:.2f}x")
+                print(f"  {name:<44} median {value * 1000:7.1f} ms   {value / floor:5.2f}x the floor")
+            for label, rows in (("no daemon", _imports(process, alone)), ("daemon", daemon_imports)):
+                print(f"  largest cumulative imports of ssocred process, {label} (us):")
+                for us, name in sorted(rows, reverse=True)[:6]:
+                    print(f"    {us:>8}  {name}")
+            alone_ratio = med["ssocred process (cache hit, no daemon)"] / floor
+            daemon_ratio = med["ssocred process (daemon)"] / floor
+            print(f"ssocred process / python -c pass: no daemon {alone_ratio:.2f}x, daemon {daemon_ratio:.2f}x")
     finally:
         emu.stop()
         service.stop()

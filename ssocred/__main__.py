@@ -1,10 +1,9 @@
 """``python -m ssocred`` and the ``ssocred`` console script.
 
 ``process`` is dispatched before anything else is imported: it runs on every SDK credential
-lookup, so it must not pay for argparse or the rest of the CLI.
+lookup, so it asks the daemon first (``ssocred.fastpath``, nearly free to import) and only
+without an answer pays for ``ssocred.process``; it never pays for argparse or the rest of the CLI.
 """
-
-from __future__ import annotations
 
 import sys
 
@@ -13,9 +12,14 @@ def main() -> None:
     """Entry point: ``ssocred process ...`` takes the fast path, everything else the full CLI."""
     argv = sys.argv[1:]
     if argv and argv[0] == "process":
-        from ssocred.process import main as process_main
+        from ssocred import fastpath
 
-        raise SystemExit(process_main(argv[1:]))
+        code = fastpath.run(argv[1:])
+        if code is None:
+            from ssocred.process import main as process_main
+
+            code = process_main(argv[1:])
+        raise SystemExit(code)
     from ssocred.cli import main as cli_main
 
     raise SystemExit(cli_main(argv))

@@ -38,6 +38,20 @@ def client(service: str, region: str) -> Any:
         raise ServiceError(f"cannot create the {service} client: {exc}") from None
 
 
+def invoke(client_: Any, op: str, **kwargs: Any) -> dict[str, Any]:
+    """Call ``op`` on a boto3 client; transport failures become one-line ServiceErrors.
+
+    Service errors (botocore ClientError) propagate for the adapter to translate.
+    """
+    try:
+        result: dict[str, Any] = getattr(client_, op)(**kwargs)
+        return result
+    except Exception as exc:
+        if is_network_error(exc):
+            raise network_error(exc, str(client_.meta.endpoint_url)) from None
+        raise
+
+
 def error_code(exc: BaseException) -> str | None:
     """The service error code of a botocore ClientError, e.g. ``"InvalidGrantException"``."""
     response = getattr(exc, "response", None)
@@ -54,11 +68,11 @@ def network_error(exc: BaseException, endpoint: str) -> ServiceError:
     if isinstance(exc, SSLError):
         return ServiceError(
             f"TLS certificate verification failed for {endpoint}",
-            fix="if a proxy intercepts TLS, set AWS_CA_BUNDLE to its CA certificate; run: ssocred doctor",
+            fix="if a proxy intercepts TLS, set AWS_CA_BUNDLE to its CA certificate",
         )
     return ServiceError(
         f"cannot reach {endpoint} ({type(exc).__name__})",
-        fix="check the network, HTTPS_PROXY and the sso_region; run: ssocred doctor",
+        fix="check the network, HTTPS_PROXY and the sso_region",
     )
 
 

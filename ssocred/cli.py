@@ -97,9 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     _target(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
 
-    p = add("emulator", commands.emulator, "run a local IAM Identity Center emulator (see --help)",
+    p = add("emulator", commands.delegated, "run a local IAM Identity Center emulator (see --help)",
             "A local sso-oidc + SSO portal + STS server for demos and offline CI. "
             "Run `ssocred emulator --help` for its options.")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    p = add("daemon", commands.delegated, "run the background daemon (see --help; usually via ssocred service)",
+            "Keeps SSO tokens fresh on a schedule, pre-fetches role credentials and answers "
+            "`ssocred process` over a local socket. Run `ssocred daemon --help` for its options.")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+    p = add("service", commands.delegated, "install/uninstall/show the daemon as a systemd or launchd service",
+            "ssocred service install | uninstall | status [--dry-run] [--json]")
     p.add_argument("args", nargs=argparse.REMAINDER)
 
     p = add("demo", commands.demo, "try ssocred end to end against the local emulator (no AWS account)")
@@ -107,13 +116,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _emulator(argv: list[str]) -> int:
+    from ssocred.emulator.cli import main as emulator_main
+
+    return emulator_main(argv)
+
+
+def _daemon(argv: list[str]) -> int:
+    from ssocred.daemon import main as daemon_main
+
+    return daemon_main(argv)
+
+
+def _service(argv: list[str]) -> int:
+    from ssocred.service import main as service_main
+
+    return service_main(argv)
+
+
+#: Commands with their own argument parsers; listed in the main parser for --help.
+_DELEGATED: dict[str, Callable[[list[str]], int]] = {"emulator": _emulator, "daemon": _daemon, "service": _service}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code. Expected failures print one line, never a traceback."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list and args_list[0] == "emulator":
-        from ssocred.emulator.cli import main as emulator_main
-
-        return emulator_main(args_list[1:])
+    if args_list and args_list[0] in _DELEGATED:
+        return _DELEGATED[args_list[0]](args_list[1:])
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:

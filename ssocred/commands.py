@@ -247,11 +247,9 @@ def exec_command(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
-def emulator(args: argparse.Namespace) -> int:
-    """``ssocred emulator``: delegated to the emulator's own CLI."""
-    from ssocred.emulator.cli import main as emulator_main
-
-    return emulator_main(list(args.args))
+def delegated(args: argparse.Namespace) -> int:
+    """Commands with their own parsers are dispatched before argparse; never reached."""
+    raise UsageError(f"ssocred {args.command} could not be started", fix=f"run: ssocred {args.command} --help")
 
 
 def demo(args: argparse.Namespace) -> int:

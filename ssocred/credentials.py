@@ -8,15 +8,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ssocred.errors import ServiceError
 from ssocred.model import RoleCredentials, credentials_fresh
 
 if TYPE_CHECKING:
     from ssocred.store import Store
-
-#: How long a caller waits for another process fetching the same role.
-LOCK_TIMEOUT = 120.0
-
 
 def cached(store: Store, session: str, account: str, role: str) -> RoleCredentials | None:
     """Cached credentials that may still be handed out, without taking any lock."""
@@ -36,17 +31,9 @@ def role_credentials(store: Store, session: str, account: str, role: str) -> Rol
 
 def fetch(store: Store, session: str, account: str, role: str, *, force: bool = False) -> RoleCredentials:
     """Fetch under the role lock; a caller that finds fresh credentials after the wait uses them."""
-    from filelock import Timeout
+    from ssocred.tokens import held
 
-    lock = store.role_lock(session, account, role)
-    try:
-        lock.acquire(timeout=LOCK_TIMEOUT)
-    except Timeout:
-        raise ServiceError(
-            f"another ssocred process has been fetching role '{role}' in {account} for {LOCK_TIMEOUT:.0f} s",
-            fix="try again; if it persists, look for a hung ssocred process",
-        ) from None
-    try:
+    with held(store.role_lock(session, account, role), f"role '{role}' in {account}"):
         if not force:
             hit = cached(store, session, account, role)
             if hit is not None:
@@ -54,8 +41,6 @@ def fetch(store: Store, session: str, account: str, role: str, *, force: bool = 
         creds = _fetch_locked(store, session, account, role)
         store.save_creds(session, account, role, creds)
         return creds
-    finally:
-        lock.release()
 
 
 def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCredentials:

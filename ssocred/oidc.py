@@ -74,20 +74,15 @@ class Oidc:
         from botocore.exceptions import ClientError
 
         try:
-            result: dict[str, Any] = getattr(self._client, op)(**kwargs)
-            return result
+            return awsclient.invoke(self._client, op, **kwargs)
         except ClientError as exc:
             code = awsclient.error_code(exc) or "Unknown"
             if code in _HANDLED:
                 raise OAuthError(code) from None
             raise ServiceError(
                 f"sso-oidc {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",
-                fix="try again; if it persists run: ssocred doctor",
+                fix="try again in a minute",
             ) from None
-        except Exception as exc:
-            if awsclient.is_network_error(exc):
-                raise awsclient.network_error(exc, self.endpoint) from None
-            raise
 
     def register(
         self,

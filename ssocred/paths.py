@@ -33,13 +33,10 @@ def state_dir() -> Path:
 
 
 def runtime_dir() -> Path:
-    """Locks and the daemon socket: ``$SSOCRED_RUNTIME_DIR`` or the platform runtime dir."""
-    override = os.environ.get("SSOCRED_RUNTIME_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
+    """Locks and the daemon socket: see ``rundir.runtime_dir`` (shared with the fast client)."""
+    from ssocred import rundir
 
-    return Path(platformdirs.user_runtime_dir(APP))
+    return Path(rundir.runtime_dir())
 
 
 def log_dir() -> Path:
@@ -53,8 +50,15 @@ def log_dir() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it 0700; returns it."""
+    """Create ``path`` (and parents) if needed and make it 0700; returns it.
+
+    Refuses a directory that another user owns (a pre-created ``/tmp`` path, say).
+    """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_uid != os.getuid():
+        from ssocred.errors import ConfigError
+
+        raise ConfigError(f"{path} belongs to another user", fix="remove it or set SSOCRED_RUNTIME_DIR")
     os.chmod(path, 0o700)
     return path
 

@@ -43,8 +43,7 @@ class Portal:
         from botocore.exceptions import ClientError
 
         try:
-            result: dict[str, Any] = getattr(self._client, op)(**kwargs)
-            return result
+            return awsclient.invoke(self._client, op, **kwargs)
         except ClientError as exc:
             code = awsclient.error_code(exc) or "Unknown"
             if code == "UnauthorizedException":
@@ -52,16 +51,13 @@ class Portal:
             if code in ("ResourceNotFoundException", "ForbiddenException", "AccessDeniedException"):
                 raise AccessDenied(
                     f"access denied to {what}",
-                    fix="check the account id and role name; run: ssocred doctor",
+                    fix="check the account id and role name; an admin can check the assignment with "
+                    "aws sso-admin list-account-assignments",
                 ) from None
             raise ServiceError(
                 f"SSO portal {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",
-                fix="try again; if it persists run: ssocred doctor",
+                fix="try again in a minute",
             ) from None
-        except Exception as exc:
-            if awsclient.is_network_error(exc):
-                raise awsclient.network_error(exc, self.endpoint) from None
-            raise
 
     def role_credentials(self, access_token: str, account_id: str, role_name: str) -> RoleCredentials:
         """GetRoleCredentials; ``expiration`` arrives in epoch milliseconds."""

@@ -14,6 +14,10 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ssocred.errors import SsocredError
+    from ssocred.model import RoleCredentials
     from ssocred.store import Store
 
 USAGE = (
@@ -54,10 +58,12 @@ def parse_args(argv: list[str]) -> dict[str, str]:
     return out
 
 
-def target(opts: dict[str, str]) -> tuple[str, str, str]:
+def target(opts: dict[str, str], config_file: Path | None = None) -> tuple[str, str, str]:
     """(session, account, role) from the arguments, or from the profile's ssocred keys.
 
     A profile with ``ssocred_login = true`` opts in to ``--login``: ``opts["login"]`` is set.
+    ``config_file`` replaces ``$AWS_CONFIG_FILE`` (the daemon answers for the client's file).
+    Example: ``target({"profile": "dev"}) == ("corp", "111122223333", "Developer")``
     """
     from ssocred.errors import UsageError
 
@@ -66,7 +72,7 @@ def target(opts: dict[str, str]) -> tuple[str, str, str]:
             raise UsageError("--profile cannot be combined with --sso-session/--account-id/--role-name")
         from ssocred import config
 
-        cfg = config.load()
+        cfg = config.load(config_file)
         t = cfg.ssocred_target(opts["profile"])
         if cfg.profile(opts["profile"]).values.get("ssocred_login", "").lower() in ("true", "yes", "1"):
             opts["login"] = "1"
@@ -78,13 +84,27 @@ def target(opts: dict[str, str]) -> tuple[str, str, str]:
     return opts["session"], opts["account"], opts["role"]
 
 
-def resolve(opts: dict[str, str]) -> str:
-    """The credential_process JSON text for the requested role (no trailing newline)."""
+def output(creds: RoleCredentials) -> str:
+    """Everything ``ssocred process`` prints for ``creds``: the JSON object and a newline.
+
+    Example: ``output(creds).startswith('{"Version": 1, "AccessKeyId": "ASIA')``
+    """
     import json
 
+    from ssocred.model import process_output
+
+    return json.dumps(process_output(creds)) + "\n"
+
+
+def error_output(exc: SsocredError) -> str:
+    """The one stderr line of a failed ``ssocred process``: ``"ssocred: <what>; <fix>\\n"``."""
+    return f"ssocred: {exc.line()}\n"
+
+
+def resolve(opts: dict[str, str]) -> str:
+    """The stdout text for the requested role: ``output`` of its credentials."""
     from ssocred.credentials import role_credentials
     from ssocred.errors import LoginRequired
-    from ssocred.model import process_output
     from ssocred.store import Store
 
     session, account, role = target(opts)
@@ -96,7 +116,7 @@ def resolve(opts: dict[str, str]) -> str:
             raise
         _login_on_tty(store, session)
         creds = role_credentials(store, session, account, role)
-    return json.dumps(process_output(creds))
+    return output(creds)
 
 
 def _login_on_tty(store: Store, session: str) -> None:
@@ -125,11 +145,11 @@ def main(argv: list[str]) -> int:
             return 0
         text = resolve(opts)
     except SsocredError as exc:
-        sys.stderr.write(f"ssocred: {exc.line()}\n")
+        sys.stderr.write(error_output(exc))
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("ssocred: interrupted\n")
         return EXIT_INTERRUPTED
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(text)
     sys.stdout.flush()
     return 0

@@ -65,10 +65,12 @@ class Store:
     Example: ``Store(service="ssocred-test").save_session("corp", token)``
     """
 
-    def __init__(self, service: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, service: str | None = None, timeout: float | None = None) -> None:
         self.service = service or os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
-        self.timeout = timeout
-        self._keyring = KeyringIO(self.service, timeout)
+        # Long enough for a busy Secret Service with dozens of parallel callers, short enough
+        # that a hidden unlock prompt does not hang every caller forever.
+        self.timeout = timeout if timeout is not None else _env_timeout()
+        self._keyring = KeyringIO(self.service, self.timeout)
 
     # --- backend ------------------------------------------------------------------------------
 
@@ -125,12 +127,25 @@ class Store:
         except (ValueError, KeyError, TypeError, AttributeError):
             raise corrupt_error(key, session) from None
 
-    def save_creds(self, session: str, account: str, role: str, creds: RoleCredentials) -> None:
-        """Store and index credentials: ``store.save_creds("corp", "111122223333", "Admin", creds)``."""
+    def save_creds(
+        self, session: str, account: str, role: str, creds: RoleCredentials, *, requested: bool = True
+    ) -> None:
+        """Store and index credentials: ``store.save_creds("corp", "111122223333", "Admin", creds)``.
+
+        ``requested=False`` (the daemon's pre-fetch) keeps the recorded time of the last request,
+        so that pre-fetching alone never makes a role look in use.
+        """
         self._keyring.write(creds_key(session, account, role), _dumps(credentials_to_dict(creds)))
         now = time.time()
-        entry = CredsEntry(session, account, role, creds.expiration, updated_at=now, last_requested_at=now)
-        self._index.update(lambda ix: ix.with_creds(entry))
+
+        def change(ix: Index) -> Index:
+            last = now
+            if not requested:
+                old = ix.find_creds(session, account, role)
+                last = old.last_requested_at if old is not None else 0.0
+            return ix.with_creds(CredsEntry(session, account, role, creds.expiration, now, last))
+
+        self._index.update(change)
 
     def delete_creds(self, session: str, account: str, role: str) -> None:
         """Remove credentials and index entry: ``store.delete_creds("corp", "111122223333", "Admin")``."""
@@ -188,6 +203,15 @@ class Store:
         readable = _safe_name(":".join(parts))[:40]
         directory = private_dir(runtime_dir() / "locks")
         return FileLock(str(directory / f"{kind}-{readable}-{digest}.lock"), mode=0o600)
+
+
+def _env_timeout() -> float:
+    """``$SSOCRED_KEYRING_TIMEOUT`` in seconds when it is a positive number, else 30."""
+    try:
+        value = float(os.environ.get("SSOCRED_KEYRING_TIMEOUT") or 30)
+    except ValueError:
+        return 30.0
+    return value if value > 0 else 30.0
 
 
 def _digest(text: str, length: int) -> str:

@@ -5,13 +5,17 @@ Example: ``fresh_token(Store(), "corp").access_token``
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ssocred.errors import LoginRequired, ServiceError
 from ssocred.model import Token, login_command, needs_inline_refresh, token_usable
 
 if TYPE_CHECKING:
+    from filelock import FileLock
+
     from ssocred.store import Store
 
 #: How long a caller waits for another process that holds the session lock.
@@ -21,6 +25,24 @@ LOCK_TIMEOUT = 120.0
 def login_required(session: str, what: str) -> LoginRequired:
     """The standard "log in again" error: ``login_required("corp", "has expired")``."""
     return LoginRequired(f"SSO session '{session}' {what}", fix=f"run: {login_command(session)}")
+
+
+@contextlib.contextmanager
+def held(lock: FileLock, what: str) -> Iterator[None]:
+    """Hold a cross-process lock, waiting at most LOCK_TIMEOUT: ``with held(store.session_lock(s), s):``."""
+    from filelock import Timeout
+
+    try:
+        lock.acquire(timeout=LOCK_TIMEOUT)
+    except Timeout:
+        raise ServiceError(
+            f"another ssocred process has held the lock of {what} for {LOCK_TIMEOUT:.0f} s",
+            fix="try again; if it persists, look for a hung ssocred process",
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def stored_token(store: Store, session: str) -> Token:
@@ -49,25 +71,13 @@ def refresh(store: Store, session: str, *, seen: Token | None = None, force: boo
     ``force`` refreshes even a token outside the inline window (the daemon's scheduled refresh),
     but still not one that another process replaced after ``seen`` was read.
     """
-    from filelock import Timeout
-
-    lock = store.session_lock(session)
-    try:
-        lock.acquire(timeout=LOCK_TIMEOUT)
-    except Timeout:
-        raise ServiceError(
-            f"another ssocred process has held the lock of SSO session '{session}' for {LOCK_TIMEOUT:.0f} s",
-            fix="try again; if it persists, look for a hung ssocred process",
-        ) from None
-    try:
+    with held(store.session_lock(session), f"SSO session '{session}'"):
         token = stored_token(store, session)
         now = time.time()
         replaced = seen is not None and token.access_token != seen.access_token
         if replaced or not (force or needs_inline_refresh(token, now)):
             return token
         return _refresh_locked(store, session, token, now)
-    finally:
-        lock.release()
 
 
 def _refresh_locked(store: Store, session: str, token: Token, now: float) -> Token:

@@ -31,7 +31,12 @@ __all__ = ["shared", "shared_emulator"]
 
 @pytest.fixture
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Make botocore retry without sleeping; returns the delays it asked for."""
+    """Make botocore retry without sleeping, in legacy mode; returns the delays it asked for.
+
+    The retry mode is pinned because newer botocore releases default to "standard" (3 attempts).
+    """
+    monkeypatch.setenv("AWS_RETRY_MODE", "legacy")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "5")
     delays: list[float] = []
     monkeypatch.setattr(botocore.endpoint, "time", SimpleNamespace(sleep=delays.append))
     return delays

@@ -260,7 +260,8 @@ def test_unassigned_role_is_access_denied(sso: RunningEmulator) -> None:
     assert r.returncode == EXIT_ACCESS_DENIED
     assert r.stderr == (
         f"ssocred: access denied to role 'AdministratorAccess' in account {OTHER_ACCOUNT}; "
-        "check the account id and role name; run: ssocred doctor\n"
+        "check the account id and role name; an admin can check the assignment with "
+                        "aws sso-admin list-account-assignments\n"
     )
 
 

@@ -1,0 +1,95 @@
+# fish completion for ssocred.
+# Install: copy to ~/.config/fish/completions/ssocred.fish
+
+# Section names from the AWS config file: `__ssocred_names profile` or `__ssocred_names sso-session`.
+function __ssocred_names --argument-names kind
+    set -l file $AWS_CONFIG_FILE
+    test -n "$file"; or set file ~/.aws/config
+    test -r "$file"; or return 0
+    if test "$kind" = profile
+        string match -rq '^\s*\[default\]' <$file; and echo default
+        string match -rg '^\s*\[profile\s+(.*?)\s*\]' <$file
+    else
+        string match -rg '^\s*\[sso-session\s+(.*?)\s*\]' <$file
+    end
+end
+
+# True once `--` has been typed after `ssocred exec`: what follows is a command of its own.
+function __ssocred_exec_command
+    set -l tokens (commandline -opc)
+    contains -- exec $tokens; and contains -- -- $tokens
+end
+
+# Completes the command after `ssocred exec ... --` as if it stood alone on the line.
+function __ssocred_complete_exec_command
+    set -l tokens (commandline -opc)
+    set -l at (contains -i -- -- $tokens)
+    set -l rest $tokens[(math $at + 1)..-1]
+    complete -C (string join ' ' -- (string escape -- $rest) (commandline -ct))
+end
+
+set -l commands login logout status import process env exec emulator demo daemon service
+set -l selector login logout import
+set -l target process env exec
+
+complete -c ssocred -f
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -l help -d 'show help'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -l version -d 'show the version'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a login -d 'log in and store the token in the OS keyring'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a logout -d 'revoke the token, wipe the stored session'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a status -d 'sessions, token expiry, cached credentials'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a import -d 'take the token `aws sso login` cached'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a process -d 'role credentials for credential_process'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a env -d 'role credentials as shell variables'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a exec -d 'run a command with role credentials'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a emulator -d 'local IAM Identity Center emulator'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a demo -d 'end-to-end tour against the emulator'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a daemon -d 'keep tokens fresh, serve credentials'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a service -d 'run the daemon as a user service'
+
+# After `ssocred exec ... --`, complete the command being run.
+complete -c ssocred -n __ssocred_exec_command -x -a '(__ssocred_complete_exec_command)'
+
+complete -c ssocred -n "__fish_seen_subcommand_from $selector $target; and not __ssocred_exec_command" -l profile -x \
+    -a '(__ssocred_names profile)' -d 'a profile in ~/.aws/config'
+complete -c ssocred -n "__fish_seen_subcommand_from $selector $target; and not __ssocred_exec_command" -l sso-session -x \
+    -a '(__ssocred_names sso-session)' -d 'an sso-session in ~/.aws/config'
+complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l account-id -x -d 'AWS account id'
+complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l role-name -x -d 'role name'
+complete -c ssocred -n "__fish_seen_subcommand_from login logout status import service" -l json -d 'print JSON'
+
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l use-device-code -d 'use the device code flow'
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l no-browser -d 'print the URL, open no browser'
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l timeout -x -d 'give up after SEC seconds'
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l export-aws-cli-cache -d 'also keep the token in ~/.aws/sso/cache'
+complete -c ssocred -n "__fish_seen_subcommand_from logout" -l all -d 'every stored session'
+complete -c ssocred -n "__fish_seen_subcommand_from process" -l login -d 'log in when needed (prompts on /dev/tty)'
+complete -c ssocred -n "__fish_seen_subcommand_from env" -l format -x -a 'sh fish powershell json' -d 'output syntax'
+complete -c ssocred -n "__fish_seen_subcommand_from demo" -l keep -d 'keep the throw-away directory'
+
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l port -x -d 'port on 127.0.0.1'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l accounts -x -d 'generated directory: accounts'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l roles -x -d 'generated directory: roles per account'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l directory -r -F -d 'accounts, roles and user from JSON'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l token-ttl -x -d 'access token lifetime (s)'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l cred-ttl -x -d 'role credential lifetime (s)'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l registration-ttl -x -d 'client registration lifetime (s)'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l device-ttl -x -d 'device code lifetime (s)'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l code-ttl -x -d 'authorization code lifetime (s)'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l no-rotate -d 'keep refresh tokens valid after use'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l approve-after-polls -x -d 'approve device codes after N polls'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l manual-approve -d 'wait for a click on Allow/Deny'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l fail-rate -x -d 'share of requests answered 500'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l throttle-rate -x -d 'share of requests answered 429'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l latency-ms -x -d 'delay added to each request'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l seed -x -d 'seed for faults and generated ids'
+complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l verbose -d 'log each request to stderr'
+
+set -l actions install uninstall status
+complete -c ssocred -n "__fish_seen_subcommand_from service; and not __fish_seen_subcommand_from $actions" -a install \
+    -d 'install and start the daemon'
+complete -c ssocred -n "__fish_seen_subcommand_from service; and not __fish_seen_subcommand_from $actions" -a uninstall \
+    -d 'stop and remove it'
+complete -c ssocred -n "__fish_seen_subcommand_from service; and not __fish_seen_subcommand_from $actions" -a status \
+    -d 'show its state'
+complete -c ssocred -n "__fish_seen_subcommand_from service" -l dry-run -d 'print files and commands, change nothing'

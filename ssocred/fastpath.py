@@ -1,0 +1,156 @@
+"""The client side of ``ssocred process``: ask the daemon over its Unix socket, or step aside.
+
+This runs on every SDK credential lookup, before anything else of ssocred is imported, so it
+imports only ``_socket`` and ``os`` (``socket`` pulls in enum and selectors, ``json``
+its decoder): the request line is built and the reply parsed by hand.
+
+Wire protocol (one connection per request, the daemon checks the peer's uid first):
+
+* request, one line of JSON: ``{"v": 1, "argv": [...], "config": "<AWS config path>",
+  "service": "<keyring service>", "cwd": "<working directory>"}``;
+* reply: ``<code> <length>\\n`` then ``length`` bytes. Code 0: the exact stdout of
+  ``ssocred process``; 1 to 255: its exit code and the one stderr line; ``FALLBACK`` (-1):
+  the client must run the request itself (different keyring service, a ``--login`` that needs
+  the terminal, a refused peer, an unknown protocol version), the bytes saying why.
+
+Example: ``run(["--profile", "dev"])`` prints the credentials and returns 0, or returns None
+when no daemon answered (the caller then runs ``ssocred.process``).
+"""
+
+import _socket
+import os
+
+from ssocred import rundir
+
+PROTOCOL_VERSION = 1
+#: Reply code that sends the client to the no-daemon path.
+FALLBACK = -1
+CONNECT_TIMEOUT = 0.2
+#: A miss means a network fetch (or waiting for another caller's) in the daemon.
+REPLY_TIMEOUT = 30.0
+_VALUE_FLAGS = ("--profile", "--sso-session", "--account-id", "--role-name")
+_MAX_REPLY = 1 << 16
+
+
+def run(argv: list[str]) -> int | None:
+    """Answer ``ssocred process ARGV`` through the daemon: the exit code, or None to fall back.
+
+    Example: ``run(["--sso-session", "corp", "--account-id", "1", "--role-name", "Dev"])``
+    """
+    if not (hasattr(_socket, "AF_UNIX") and plain_arguments(argv)):
+        return None
+    try:
+        request = request_line(argv).encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes in argv or a path: leave them to the full path
+        return None
+    try:
+        reply = _exchange(request)
+    except KeyboardInterrupt:
+        os.write(2, b"ssocred: interrupted\n")
+        return 130
+    if reply is None:
+        return None
+    code, body = reply
+    try:
+        _write_all(1 if code == 0 else 2, body)
+    except OSError:
+        return 1  # the reader went away; the output cannot be written twice, so no fallback
+    return code
+
+
+def plain_arguments(argv: list[str]) -> bool:
+    """Whether ``argv`` is a well-formed request; ``--help`` and anything odd go to the full path.
+
+    Example: ``plain_arguments(["--profile", "dev"])`` is True, ``plain_arguments(["-h"])`` False.
+    """
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg != "--login":
+            name, eq, _ = arg.partition("=")
+            if name not in _VALUE_FLAGS:
+                return False
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    return False
+        i += 1
+    return True
+
+
+def request_line(argv: list[str]) -> str:
+    """The request for ``argv`` as one line of JSON, with the client's config path and service.
+
+    Example: ``request_line(["--profile", "dev"])`` starts ``{"v": 1, "argv": ["--profile", "dev"]``.
+    """
+    config = os.path.expandvars(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+    service = os.environ.get("SSOCRED_KEYRING_SERVICE") or "ssocred"
+    try:
+        cwd = os.getcwd()
+    except OSError:  # a removed working directory: only a relative config path needs it
+        cwd = ""
+    args = ", ".join(quote(a) for a in argv)
+    return (
+        f'{{"v": {PROTOCOL_VERSION}, "argv": [{args}], "config": {quote(config)}, '
+        f'"service": {quote(service)}, "cwd": {quote(cwd)}}}\n'
+    )
+
+
+def quote(text: str) -> str:
+    r"""A JSON string literal: ``quote('a"b\n') == '"a\\"b\\u000a"'``."""
+    out = ['"']
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch < " ":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def parse_reply(data: bytes) -> tuple[int, bytes] | None:
+    """``(code, bytes)`` of a complete reply; None for a short, malformed or fall-back one.
+
+    Example: ``parse_reply(b"0 3\\n{}\\n") == (0, b"{}\\n")``
+    """
+    head, nl, body = data.partition(b"\n")
+    fields = head.split(b" ")
+    if not nl or len(fields) != 2:
+        return None
+    try:
+        code, length = int(fields[0]), int(fields[1])
+    except ValueError:
+        return None
+    if code < 0 or code > 255 or length != len(body):
+        return None
+    return code, body
+
+
+def _exchange(request: bytes) -> tuple[int, bytes] | None:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(CONNECT_TIMEOUT)
+        sock.connect(rundir.socket_path())
+        sock.settimeout(REPLY_TIMEOUT)
+        sock.sendall(request)
+        chunks = []
+        size = 0
+        while size <= _MAX_REPLY:
+            chunk = sock.recv(8192)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:  # no socket, nobody listening, a timeout, or the daemon went away mid-reply
+        return None
+    finally:
+        sock.close()
+    return parse_reply(b"".join(chunks))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

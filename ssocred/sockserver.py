@@ -1,0 +1,396 @@
+"""The daemon's Unix socket: answers ``ssocred process`` for its own user, one thread per client.
+
+The socket is ``rundir.socket_path()`` in a 0700 directory, created 0600, or the one systemd
+passes (socket activation, fd 3). Each connection is checked first: a peer with another uid
+gets a refusal and nothing else. The wire protocol is described in ``ssocred.fastpath``; the
+answer is the no-daemon path's output, byte for byte (``process.output``/``error_output``).
+
+Example: ``server = start(); ...; server.close()``, or ``python -m ssocred.sockserver --verbose``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import socket
+import socketserver
+import stat
+import struct
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+from ssocred import rundir
+from ssocred.errors import LoginRequired, ServiceError, SsocredError
+from ssocred.fastpath import FALLBACK, PROTOCOL_VERSION
+from ssocred.paths import private_dir
+
+if TYPE_CHECKING:
+    from ssocred.model import RoleCredentials
+    from ssocred.store import Store
+
+log = logging.getLogger("ssocred.sockserver")
+
+#: Room for many ``ssocred process`` calls starting at once (a parallel Terraform run, say).
+BACKLOG = 128
+#: How long a connected client may take to send its request.
+REQUEST_TIMEOUT = 5.0
+MAX_REQUEST = 64 * 1024
+#: Requests are recorded for the pre-fetch at most this often per role (seconds).
+TOUCH_INTERVAL = 60.0
+#: systemd's first passed descriptor (``SD_LISTEN_FDS_START``).
+LISTEN_FD = 3
+
+Role = tuple[str, str, str]
+
+
+class SocketInUse(SsocredError):
+    """Another daemon answers on the socket: ``SocketInUse("another daemon answers on ...")``."""
+
+
+class _ClientMustRun(Exception):
+    """The request is the client's to run: a login on its terminal, say."""
+
+
+class RunningServer:
+    """A started server: ``server.path`` is its socket, ``server.close()`` stops it.
+
+    Example: ``with contextlib.closing(start()) as server: print(server.path)``
+    """
+
+    def __init__(self, server: _Server, thread: threading.Thread, path: str, inode: int | None) -> None:
+        self._server = server
+        self._thread = thread
+        self._inode = inode
+        self.path = path
+
+    def close(self) -> None:
+        """Stop accepting, and remove the socket file if this server created it: ``server.close()``."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+        if self._inode is None:
+            return  # systemd's socket: it stays for the next activation
+        with contextlib.suppress(OSError):
+            # Only our own file: a newer daemon may have replaced it meanwhile.
+            if os.stat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+
+
+def start(path: str | None = None) -> RunningServer:
+    """Listen on ``path`` (default ``rundir.socket_path()``, or systemd's socket) in a thread.
+
+    Example: ``start().path == rundir.socket_path()``; SocketInUse if another daemon answers there.
+    """
+    sock = _inherited_socket() if path is None else None
+    inode = None
+    if sock is not None:
+        where = str(sock.getsockname())
+    else:
+        where = path or rundir.socket_path()
+        sock, inode = _bind(where)
+    server = _Server(sock, Responder())
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="ssocred-socket", daemon=True
+    )
+    thread.start()
+    log.info("answering ssocred process on %s%s", where, " (socket activation)" if inode is None else "")
+    return RunningServer(server, thread, where, inode)
+
+
+class Responder:
+    """Answers requests for the daemon's keyring service: ``Responder().answer(line)``."""
+
+    def __init__(self, service: str | None = None) -> None:
+        from ssocred.store import DEFAULT_SERVICE
+
+        self.service = service or os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
+        # One fetch at a time: boto3 sessions are not thread-safe, and a burst of clients for
+        # one cold role then waits here and finds the first one's result in the cache.
+        self._fetching = threading.Lock()
+        self._touch_lock = threading.Lock()
+        self._touched: dict[Role, float] = {}
+        self._memo: dict[Role, tuple[float, RoleCredentials]] = {}
+
+    def serve(self, conn: socket.socket) -> None:
+        """Check the peer, read one request, send the reply: ``responder.serve(conn)``."""
+        uid = peer_uid(conn)
+        if uid != os.getuid():
+            log.warning("refused a connection from uid %d: the daemon answers uid %d only", uid, os.getuid())
+            _send(conn, FALLBACK, "refused: not the daemon's user\n")
+            return
+        conn.settimeout(REQUEST_TIMEOUT)
+        line = _read_line(conn)
+        if line is None:
+            return
+        began = time.monotonic()
+        code, text, role = self.answer(line)
+        _send(conn, code, text)
+        what = "/".join(role) if role else "a request"
+        if code == FALLBACK:
+            log.debug("left %s to the client: %s", what, text.strip())
+            return
+        log.debug("answered %s: exit %d in %.1f ms", what, code, (time.monotonic() - began) * 1000)
+        if code == 0 and role is not None:
+            self._touch(role)
+
+    def answer(self, line: bytes) -> tuple[int, str, Role | None]:
+        """``(code, text, role)`` for one request line; ``FALLBACK`` when the client must run it."""
+        from ssocred.process import error_output, output, parse_args, target
+
+        try:
+            req = json.loads(line)
+        except ValueError:
+            return FALLBACK, "malformed request\n", None
+        if not isinstance(req, dict) or req.get("v") != PROTOCOL_VERSION:
+            return FALLBACK, "unknown protocol version\n", None
+        argv, config, cwd = req.get("argv"), req.get("config"), req.get("cwd")
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+                and isinstance(config, str) and isinstance(cwd, str)):
+            return FALLBACK, "malformed request\n", None
+        if req.get("service") != self.service:
+            return FALLBACK, "the client uses another keyring service\n", None
+        role: Role | None = None
+        try:
+            opts = parse_args(argv)
+            if "help" in opts:
+                return FALLBACK, "help is printed by the client\n", None
+            role = target(opts, Path(os.path.join(cwd, config)))
+            creds = self._credentials(role, may_login="login" in opts)
+        except _ClientMustRun as exc:
+            return FALLBACK, f"{exc}\n", None
+        except SsocredError as exc:
+            return exc.exit_code, error_output(exc), role
+        except Exception as exc:
+            # A bug must not take the daemon down; the client's own run shows what it is.
+            log.error("a request failed with %s (%s)", type(exc).__name__, _where(exc))
+            return FALLBACK, "the daemon failed\n", None
+        return 0, output(creds), role
+
+    def _credentials(self, role: Role, *, may_login: bool) -> RoleCredentials:
+        from ssocred.credentials import cached, role_credentials
+        from ssocred.store import Store
+
+        store = Store(self.service)
+        creds = self._remembered(store, role) or cached(store, *role)
+        if creds is None:
+            with self._fetching:
+                try:
+                    creds = role_credentials(store, *role)
+                except LoginRequired:
+                    if may_login:
+                        raise _ClientMustRun("a login is needed, on the client's terminal") from None
+                    raise
+        self._remember(store, role, creds)
+        return creds
+
+    def _remembered(self, store: Store, role: Role) -> RoleCredentials | None:
+        """Credentials read before, while the index says the keyring item is unchanged.
+
+        A keyring read costs a D-Bus round trip and more than the rest of the answer; the index
+        changes with every save or delete of the item (a fetch elsewhere, a logout).
+        """
+        from ssocred.model import credentials_fresh
+
+        memo = self._memo.get(role)
+        if memo is None:
+            return None
+        try:
+            entry = store.index().find_creds(*role)
+        except SsocredError:
+            return None
+        stamp, creds = memo
+        if entry is None or entry.updated_at != stamp or not credentials_fresh(creds, time.time()):
+            return None
+        return creds
+
+    def _remember(self, store: Store, role: Role, creds: RoleCredentials) -> None:
+        try:
+            entry = store.index().find_creds(*role)
+        except SsocredError:
+            entry = None
+        if entry is not None and entry.expiration == creds.expiration:
+            self._memo[role] = (entry.updated_at, creds)
+        else:
+            self._memo.pop(role, None)
+
+    def _touch(self, role: Role) -> None:
+        """Record the request for the pre-fetch, at most once a minute per role."""
+        from ssocred.store import Store
+
+        now = time.monotonic()
+        with self._touch_lock:
+            last = self._touched.get(role)
+            if last is not None and now - last < TOUCH_INTERVAL:
+                return
+            self._touched[role] = now
+        try:
+            Store(self.service).touch_creds(*role)
+        except SsocredError as exc:
+            log.warning("could not record the use of %s: %s", "/".join(role), exc.line())
+
+
+def peer_uid(conn: socket.socket) -> int:
+    """The uid of the process at the other end of a Unix socket: ``peer_uid(conn) == os.getuid()``."""
+    if hasattr(socket, "SO_PEERCRED"):
+        _pid, uid, _gid = struct.unpack("iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+        return int(uid)
+    # macOS and the BSDs: struct xucred {u_int cr_version; uid_t cr_uid; ...} at level SOL_LOCAL (0).
+    raw = conn.getsockopt(0, getattr(socket, "LOCAL_PEERCRED", 1), 76)
+    return int(struct.unpack_from("2I", raw)[1])
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+
+    def __init__(self, sock: socket.socket, responder: Responder) -> None:
+        super().__init__(str(sock.getsockname()), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.responder = responder
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        exc = sys.exc_info()[1]
+        log.error("a connection failed with %s (%s)", type(exc).__name__, _where(exc))
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self) -> None:
+        cast(_Server, self.server).responder.serve(self.request)
+
+
+def _send(conn: socket.socket, code: int, text: str) -> None:
+    data = text.encode()
+    with contextlib.suppress(OSError):  # the client gave up: nothing to tell it
+        conn.sendall(b"%d %d\n%s" % (code, len(data), data))
+
+
+def _read_line(conn: socket.socket) -> bytes | None:
+    """The request line, or None when the client sends nothing whole in time."""
+    data = b""
+    try:
+        while b"\n" not in data and len(data) < MAX_REQUEST:
+            chunk = conn.recv(8192)
+            if not chunk:
+                return None
+            data += chunk
+    except OSError:
+        return None
+    line, nl, _ = data.partition(b"\n")
+    return line if nl else None
+
+
+def _where(exc: BaseException | None) -> str:
+    """Where an exception was raised, ``file:line``: its message may quote a secret."""
+    tb = exc.__traceback__ if exc is not None else None
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}" if tb else "?"
+
+
+def _inherited_socket() -> socket.socket | None:
+    """systemd's listening socket (fd 3) when it was passed to this very process."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        return None
+    count = os.environ.get("LISTEN_FDS", "")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # not for our children: the socket is ours
+    if not count.isdigit() or int(count) < 1:
+        return None
+    os.set_inheritable(LISTEN_FD, False)
+    sock = socket.socket(fileno=LISTEN_FD)
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise ServiceError("the socket passed by systemd is not a Unix stream socket",
+                           fix="use ListenStream=<path> in ssocred.socket")
+    return sock
+
+
+def _bind(path: str) -> tuple[socket.socket, int]:
+    """A listening socket at ``path``, replacing a stale one; its inode identifies our file."""
+    private_dir(Path(path).parent)
+    with _startup_lock(path):
+        _remove_stale(path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            # 0600 from the moment it exists: no window for another user to connect.
+            old = os.umask(0o177)
+            try:
+                sock.bind(path)
+            finally:
+                os.umask(old)
+            os.chmod(path, 0o600)
+            sock.listen(BACKLOG)
+            return sock, os.stat(path).st_ino
+        except OSError as exc:
+            sock.close()
+            raise ServiceError(f"cannot listen on {path}: {exc.strerror or exc}",
+                               fix="set SSOCRED_RUNTIME_DIR to a short, writable path") from None
+
+
+@contextlib.contextmanager
+def _startup_lock(path: str) -> Iterator[None]:
+    """Two daemons starting at once must not both take the stale socket for theirs."""
+    fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _remove_stale(path: str) -> None:
+    """Unlink a socket nobody listens on (a killed daemon's); SocketInUse if one answers."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(path)
+    except FileNotFoundError:
+        return
+    except ConnectionRefusedError:
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise SocketInUse(f"{path} exists and is not a socket", fix="remove it") from None
+        os.unlink(path)
+        log.info("replaced the stale socket %s", path)
+        return
+    except OSError:
+        pass  # a full backlog or a timeout: someone is there, just busy
+    finally:
+        probe.close()
+    raise SocketInUse(f"another ssocred daemon answers on {path}",
+                      fix="stop it first (systemctl --user stop ssocred), or leave it running")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGTERM or Ctrl-C, printing ``{"socket": PATH}`` once ready.
+
+    Example: ``python -m ssocred.sockserver --verbose`` (logs each answer).
+    """
+    args = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if "--verbose" in args:
+        logging.getLogger("ssocred").setLevel(logging.DEBUG)
+    try:
+        server = start()
+    except SsocredError as exc:
+        sys.stderr.write(f"ssocred: {exc.line()}\n")
+        return exc.exit_code
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(json.dumps({"socket": server.path}), flush=True)
+    while not stop.wait(0.5):
+        pass
+    server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
