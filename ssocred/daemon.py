@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
+import gc
 import logging
 import os
 import random
@@ -96,6 +97,17 @@ def _iso(ts: float | None) -> str | None:
 
 def _role_id(key: Role) -> str:
     return "role:" + ":".join(key)
+
+
+def _malloc(call: str, *args: int) -> None:
+    """Call a glibc allocator tuning function where there is one (Linux); elsewhere nothing."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            getattr(ctypes.CDLL(None), call)(*args)
+        except (OSError, AttributeError):
+            pass
 
 
 def _token_secrets(token: Token) -> list[str | None]:
@@ -219,8 +231,12 @@ class Daemon:
                 self._add(job_id, work, due)
                 log.info("%s: pre-fetching it (last used %s)", work.label, iso_z(entry.last_requested_at))
             elif work.seen != entry:
-                work.blocked, work.failures, work.last_error = False, 0, None
-                self._plan(job_id, due)
+                old = work.seen
+                refetched = getattr(old, "expiration", None) != entry.expiration
+                # A new fetch elsewhere replans the job; a recorded request only ends an access denial.
+                if refetched or (work.blocked and getattr(old, "last_requested_at", 0) != entry.last_requested_at):
+                    work.blocked, work.failures, work.last_error = False, 0, None
+                    self._plan(job_id, due)
             work.seen = entry
         for job_id, work in list(self._jobs.items()):
             if work.role is not None and work.role not in wanted:
@@ -275,13 +291,17 @@ class Daemon:
             self._plan(job_id, at, own=True)
             self._running.discard(job_id)
             self._idle.notify_all()
+            idle = not self._running
         self._write_status()
+        if idle:  # boto3 clients die in reference cycles: collect them, and hand the pages back
+            gc.collect()
+            _malloc("malloc_trim", 0)
 
     def _backoff(self, work: _Work, line: str) -> float:
         work.failures += 1
         work.last_error = logs.REDACTOR.redact(line)
         delay = schedule.retry_delay(work.failures, self._draw.random(), self.opts.retry_min, self.opts.retry_max)
-        log.warning("%s: %s; retrying in %.0f s (failure %d)", work.label, work.last_error, delay, work.failures)
+        log.warning("%s: %s (retrying in %.0f s, failure %d)", work.label, work.last_error, delay, work.failures)
         return time.time() + delay
 
     def _session_job(self, name: str) -> float | None:
@@ -295,10 +315,12 @@ class Daemon:
             self._needs_login(name, f"it expired at {iso_z(token.expires_at)}; run: {login_command(name)}")
             return None
         if step.ends_at is not None:
-            self._reporter.report(("ending", name, step.ends_at),
-                         f"session {name} ends at {iso_z(step.ends_at)} and cannot be refreshed past then; "
-                         f"log in again before: {login_command(name)}", "ssocred: SSO session ending",
-                         f"SSO session {name} ends at {iso_z(step.ends_at)}. Run: {login_command(name)}")
+            self._reporter.report(
+                ("ending", name, step.ends_at),
+                f"session {name} ends at {iso_z(step.ends_at)} and cannot be refreshed past then; "
+                f"log in again before: {login_command(name)}",
+                "ssocred: SSO session ending", f"SSO session {name} ends at {iso_z(step.ends_at)}. "
+                f"Run: {login_command(name)}")
         if step.action == schedule.WAIT:
             work.failures, work.last_error = 0, None
             return step.at
@@ -359,8 +381,9 @@ class Daemon:
         if work is None or name not in self.store.index().sessions:
             return  # logged out meanwhile: nothing to tell
         work.blocked, work.last_error = True, logs.REDACTOR.redact(line)
-        self._reporter.report(("login", name, work.seen), f"session {name} cannot be refreshed: {work.last_error}",
-                     "ssocred: log in again", f"SSO session {name} cannot be refreshed. Run: {login_command(name)}")
+        self._reporter.report(
+            ("login", name, work.seen), f"session {name} cannot be refreshed: {work.last_error}",
+            "ssocred: log in again", f"SSO session {name} cannot be refreshed. Run: {login_command(name)}")
 
     # --- status -------------------------------------------------------------------------------
 
@@ -418,6 +441,7 @@ def main(argv: list[str]) -> int:
     if args.scan_interval < 1 or args.retry_min <= 0 or args.retry_max < args.retry_min:
         parser.error("--scan-interval must be at least 1s, and 0 < --retry-min <= --retry-max")
     os.umask(0o077)  # the log file, its rotations and the status file: this user's only
+    _malloc("mallopt", -8, 2)  # M_ARENA_MAX: a heap per thread would keep each worker's garbage
     log_file: Path | None = args.log_file
     if args.log_dir is not None:
         log_file = Path(args.log_dir) / logs.LOG_FILE_NAME if args.log_dir else logs.default_log_file()
@@ -427,17 +451,16 @@ def main(argv: list[str]) -> int:
         lock = notify.acquire_pid_lock()
     except (OSError, SsocredError) as exc:
         return _fail(exc, log_file)
-    clean = False
     try:
         opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max)
         code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file)
-        return code
     finally:
         notify.release_pid_lock(lock)
-        if not clean:
-            # Worker threads still in a job would hold up the interpreter's exit: leave without them.
-            logging.shutdown()
-            os._exit(0)
+    if not clean:
+        # Worker threads still in a job would hold up the interpreter's exit: leave without them.
+        logging.shutdown()
+        os._exit(code)
+    return code
 
 
 def _fail(exc: BaseException, log_file: Path | None) -> int:
@@ -448,7 +471,8 @@ def _fail(exc: BaseException, log_file: Path | None) -> int:
         line, code = (f"this installation lacks the socket server ({exc.name}); reinstall ssocred, "
                       "or run with --no-socket"), EXIT_CONFIG
     else:
-        line, code = f"cannot open {getattr(exc, 'filename', None) or 'a file'} ({exc})", EXIT_CONFIG
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        line, code = f"cannot open {getattr(exc, 'filename', None) or 'the log file'} ({reason})", EXIT_CONFIG
     sys.stderr.write(f"ssocred: {line}\n")
     if log_file is not None and logging.getLogger().handlers:
         log.error("%s", line)

@@ -1,17 +1,19 @@
 """The client side of ``ssocred process``: ask the daemon over its Unix socket, or step aside.
 
 This runs on every SDK credential lookup, before anything else of ssocred is imported, so it
-imports only ``_socket`` and ``os`` (``socket`` pulls in enum and selectors, ``json``
-its decoder): the request line is built and the reply parsed by hand.
+imports only ``_socket``, ``os`` and ``ssocred.rundir`` (``socket`` pulls in enum and
+selectors, ``json`` its decoder): the request line is built and the reply parsed by hand.
 
 Wire protocol (one connection per request, the daemon checks the peer's uid first):
 
 * request, one line of JSON: ``{"v": 1, "argv": [...], "config": "<AWS config path>",
-  "service": "<keyring service>", "cwd": "<working directory>"}``;
+  "service": "<keyring service>", "backend": "<$PYTHON_KEYRING_BACKEND>", "cwd": "<working
+  directory>"}``; a relative config path is taken from ``cwd``;
 * reply: ``<code> <length>\\n`` then ``length`` bytes. Code 0: the exact stdout of
   ``ssocred process``; 1 to 255: its exit code and the one stderr line; ``FALLBACK`` (-1):
-  the client must run the request itself (different keyring service, a ``--login`` that needs
-  the terminal, a refused peer, an unknown protocol version), the bytes saying why.
+  the client must run the request itself (another keyring service or backend, a ``--login``
+  that needs the terminal, a refused peer, an unknown protocol version), the bytes saying why.
+  A reply shorter than ``length`` (the daemon died) is a fall-back too: nothing is written.
 
 Example: ``run(["--profile", "dev"])`` prints the credentials and returns 0, or returns None
 when no daemon answered (the caller then runs ``ssocred.process``).
@@ -84,7 +86,8 @@ def request_line(argv: list[str]) -> str:
     Example: ``request_line(["--profile", "dev"])`` starts ``{"v": 1, "argv": ["--profile", "dev"]``.
     """
     config = os.path.expandvars(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
-    service = os.environ.get("SSOCRED_KEYRING_SERVICE") or "ssocred"
+    service = os.environ.get("SSOCRED_KEYRING_SERVICE") or "ssocred"  # store.DEFAULT_SERVICE, too heavy to import
+    backend = os.environ.get("PYTHON_KEYRING_BACKEND", "")
     try:
         cwd = os.getcwd()
     except OSError:  # a removed working directory: only a relative config path needs it
@@ -92,7 +95,7 @@ def request_line(argv: list[str]) -> str:
     args = ", ".join(quote(a) for a in argv)
     return (
         f'{{"v": {PROTOCOL_VERSION}, "argv": [{args}], "config": {quote(config)}, '
-        f'"service": {quote(service)}, "cwd": {quote(cwd)}}}\n'
+        f'"service": {quote(service)}, "backend": {quote(backend)}, "cwd": {quote(cwd)}}}\n'
     )
 
 
@@ -135,19 +138,25 @@ def _exchange(request: bytes) -> tuple[int, bytes] | None:
         sock.connect(rundir.socket_path())
         sock.settimeout(REPLY_TIMEOUT)
         sock.sendall(request)
-        chunks = []
-        size = 0
-        while size <= _MAX_REPLY:
+        data = b""
+        # Stop at the announced length: the daemon may still have work to do after replying.
+        while len(data) <= _MAX_REPLY and not _whole(data):
             chunk = sock.recv(8192)
             if not chunk:
                 break
-            chunks.append(chunk)
-            size += len(chunk)
+            data += chunk
     except OSError:  # no socket, nobody listening, a timeout, or the daemon went away mid-reply
         return None
     finally:
         sock.close()
-    return parse_reply(b"".join(chunks))
+    return parse_reply(data)
+
+
+def _whole(data: bytes) -> bool:
+    """Whether ``data`` holds a reply head and at least the bytes it announces."""
+    head, nl, body = data.partition(b"\n")
+    size = head.rpartition(b" ")[2]
+    return bool(nl) and size.isdigit() and len(body) >= int(size)
 
 
 def _write_all(fd: int, data: bytes) -> None:

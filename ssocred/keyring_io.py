@@ -247,7 +247,57 @@ def _usable_backend() -> Any:
             fix="install and unlock a Secret Service such as gnome-keyring, "
             "or choose a backend with PYTHON_KEYRING_BACKEND",
         )
+    if not isinstance(kr, chainer.ChainerBackend):
+        _remember(f"{type(kr).__module__}.{type(kr).__name__}")
     return kr
+
+
+_REMEMBERED = "keyring-backend"
+_remembered: str | None = None
+
+
+def _remember(name: str) -> None:
+    """Note the detected backend (not a secret) so that later runs can skip keyring's detection."""
+    global _remembered
+    if _remembered == name or os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return
+    from ssocred import paths
+
+    path = paths.state_dir() / _REMEMBERED
+    try:
+        if path.read_text(encoding="utf-8").strip() != name:
+            raise FileNotFoundError
+    except OSError:
+        with contextlib.suppress(OSError):
+            paths.private_dir(path.parent)
+            paths.atomic_write(path, name.encode("utf-8"))
+    _remembered = name
+
+
+def use_remembered_backend() -> None:
+    """Load the backend an earlier run detected, skipping detection (most of keyring's start-up).
+
+    Only when neither ``PYTHON_KEYRING_BACKEND`` nor a keyringrc file chooses one; anything
+    unexpected leaves keyring to detect as usual. Example: called first by ``ssocred process``.
+    """
+    global _remembered
+    if os.environ.get("PYTHON_KEYRING_BACKEND"):
+        return
+    from ssocred import paths
+
+    try:
+        name = (paths.state_dir() / _REMEMBERED).read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    import keyring.core
+
+    if not name or keyring.core.load_config():
+        return
+    try:
+        keyring.core.set_keyring(keyring.core.load_keyring(name))
+    except Exception:  # a backend that no longer loads: detection decides
+        return
+    _remembered = name
 
 
 def _unchosen_plaintext(kr: Any) -> bool:

@@ -105,9 +105,11 @@ def resolve(opts: dict[str, str]) -> str:
     """The stdout text for the requested role: ``output`` of its credentials."""
     from ssocred.credentials import role_credentials
     from ssocred.errors import LoginRequired
+    from ssocred.keyring_io import use_remembered_backend
     from ssocred.store import Store
 
     session, account, role = target(opts)
+    use_remembered_backend()
     store = Store()
     try:
         creds = role_credentials(store, session, account, role)

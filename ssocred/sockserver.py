@@ -106,15 +106,17 @@ def start(path: str | None = None) -> RunningServer:
 
 
 class Responder:
-    """Answers requests for the daemon's keyring service: ``Responder().answer(line)``."""
+    """Answers requests that use the daemon's own keyring service and backend: ``Responder().answer(line)``."""
 
-    def __init__(self, service: str | None = None) -> None:
+    def __init__(self) -> None:
         from ssocred.store import DEFAULT_SERVICE
 
-        self.service = service or os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
-        # One fetch at a time: boto3 sessions are not thread-safe, and a burst of clients for
-        # one cold role then waits here and finds the first one's result in the cache.
-        self._fetching = threading.Lock()
+        self.service = os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
+        self.backend = os.environ.get("PYTHON_KEYRING_BACKEND", "")
+        # One keyring read or fetch at a time: boto3 sessions are not thread-safe, gnome-keyring
+        # fails lookups ("prompt dismissed") when one process opens many connections at once, and
+        # a burst of clients for a cold role waits here, then takes the first one's result.
+        self._loading = threading.Lock()
         self._touch_lock = threading.Lock()
         self._touched: dict[Role, float] = {}
         self._memo: dict[Role, tuple[float, RoleCredentials]] = {}
@@ -133,11 +135,13 @@ class Responder:
         began = time.monotonic()
         code, text, role = self.answer(line)
         _send(conn, code, text)
-        what = "/".join(role) if role else "a request"
+        what = " ".join(role) if role else "a request"
         if code == FALLBACK:
             log.debug("left %s to the client: %s", what, text.strip())
             return
-        log.debug("answered %s: exit %d in %.1f ms", what, code, (time.monotonic() - began) * 1000)
+        # An error line names what failed and the fix, never a secret (SsocredError's contract).
+        log.debug("answered %s: exit %d in %.1f ms%s", what, code, (time.monotonic() - began) * 1000,
+                  f" ({text.strip()})" if code else "")
         if code == 0 and role is not None:
             self._touch(role)
 
@@ -155,8 +159,8 @@ class Responder:
         if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)
                 and isinstance(config, str) and isinstance(cwd, str)):
             return FALLBACK, "malformed request\n", None
-        if req.get("service") != self.service:
-            return FALLBACK, "the client uses another keyring service\n", None
+        if req.get("service") != self.service or req.get("backend") != self.backend:
+            return FALLBACK, "the client uses another keyring service or backend\n", None
         role: Role | None = None
         try:
             opts = parse_args(argv)
@@ -175,20 +179,23 @@ class Responder:
         return 0, output(creds), role
 
     def _credentials(self, role: Role, *, may_login: bool) -> RoleCredentials:
-        from ssocred.credentials import cached, role_credentials
+        from ssocred.credentials import role_credentials
         from ssocred.store import Store
 
         store = Store(self.service)
-        creds = self._remembered(store, role) or cached(store, *role)
-        if creds is None:
-            with self._fetching:
+        creds = self._remembered(store, role)
+        if creds is not None:
+            return creds
+        with self._loading:
+            creds = self._remembered(store, role)  # loaded by the thread before us
+            if creds is None:
                 try:
                     creds = role_credentials(store, *role)
                 except LoginRequired:
                     if may_login:
                         raise _ClientMustRun("a login is needed, on the client's terminal") from None
                     raise
-        self._remember(store, role, creds)
+                self._remember(store, role, creds)
         return creds
 
     def _remembered(self, store: Store, role: Role) -> RoleCredentials | None:
@@ -234,7 +241,7 @@ class Responder:
         try:
             Store(self.service).touch_creds(*role)
         except SsocredError as exc:
-            log.warning("could not record the use of %s: %s", "/".join(role), exc.line())
+            log.warning("could not record the use of %s: %s", " ".join(role), exc.line())
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -304,11 +311,15 @@ def _inherited_socket() -> socket.socket | None:
         os.environ.pop(name, None)  # not for our children: the socket is ours
     if not count.isdigit() or int(count) < 1:
         return None
-    os.set_inheritable(LISTEN_FD, False)
-    sock = socket.socket(fileno=LISTEN_FD)
-    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
-        sock.detach()
-        raise ServiceError("the socket passed by systemd is not a Unix stream socket",
+    try:
+        os.set_inheritable(LISTEN_FD, False)
+        sock = socket.socket(fileno=LISTEN_FD)
+    except OSError:
+        sock = None
+    if sock is None or sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        if sock is not None:
+            sock.detach()
+        raise ServiceError(f"descriptor {LISTEN_FD} passed by systemd is not a Unix stream socket",
                            fix="use ListenStream=<path> in ssocred.socket")
     return sock
 
@@ -373,14 +384,16 @@ def main(argv: list[str] | None = None) -> int:
 
     Example: ``python -m ssocred.sockserver --verbose`` (logs each answer).
     """
-    args = sys.argv[1:] if argv is None else argv
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    if "--verbose" in args:
+    from ssocred import logs
+    from ssocred.process import error_output
+
+    logs.setup(None)
+    if "--verbose" in (sys.argv[1:] if argv is None else argv):
         logging.getLogger("ssocred").setLevel(logging.DEBUG)
     try:
         server = start()
     except SsocredError as exc:
-        sys.stderr.write(f"ssocred: {exc.line()}\n")
+        sys.stderr.write(error_output(exc))
         return exc.exit_code
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

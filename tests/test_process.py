@@ -346,3 +346,22 @@ def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: P
     assert code == 0, tty
     assert json.loads(out.read_text())["AccountId"] == ACCOUNT
     assert sso.stats()["create_token"]["authorization_code"] == 2
+
+
+def test_remembered_backend_skips_detection_but_never_overrides_a_choice(
+    sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _login()
+    remembered = Path(os.environ["SSOCRED_STATE_DIR"]) / "keyring-backend"
+    remembered.unlink()
+    argv = [sys.executable, "-X", "importtime", "-m", "ssocred", *ARGS]
+    first = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "keyring.backends.macOS" in first.stderr  # keyring's detection imports every backend
+    assert remembered.read_text() == "keyring.backends.SecretService.Keyring"
+    second = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+    assert second.returncode == 0, second.stderr
+    assert "keyring.backends.macOS" not in second.stderr  # ... which the remembered choice skips
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
+    r = run(*ARGS)
+    assert r.returncode == 6 and "no usable OS keyring" in r.stderr

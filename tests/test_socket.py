@@ -49,12 +49,10 @@ class Server:
 
     def __init__(self, log: Path, argv: Sequence[str] = SERVER, pass_fds: Sequence[int] = (),
                  env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ if env is None else env)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
         self.log_path = log
         with log.open("ab") as err:
             self.proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL,
-                                         text=True, env=env, pass_fds=tuple(pass_fds))
+                                         text=True, env=_server_env(env), pass_fds=tuple(pass_fds))
         assert self.proc.stdout is not None
         stdout: IO[str] = self.proc.stdout
         ready, _, _ = select.select([stdout], [], [], START_TIMEOUT)
@@ -70,7 +68,7 @@ class Server:
 
     def answered(self, account: str = ACCOUNT, role: str = ROLE) -> int:
         """How many requests for ``role`` in ``account`` this server answered itself."""
-        return self.log().count(f"answered corp/{account}/{role}: exit")
+        return self.log().count(f"answered corp {account} {role}: exit")
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: the socket file stays behind."""
@@ -88,6 +86,13 @@ class Server:
                 self.proc.wait(30)
         if self.proc.stdout:
             self.proc.stdout.close()
+
+
+def _server_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: the test's) with this checkout importable."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    return env
 
 
 @pytest.fixture
@@ -219,7 +224,7 @@ def test_stale_socket_is_replaced_and_a_live_one_kept(server: Callable[..., Serv
     fresh = server()
     assert "replaced the stale socket" in fresh.log()
     assert _process_ok() == expected and fresh.answered() == 1
-    second = subprocess.run(SERVER, capture_output=True, text=True, timeout=120, check=False)
+    second = subprocess.run(SERVER, capture_output=True, text=True, timeout=120, check=False, env=_server_env())
     assert second.returncode != 0 and "another ssocred daemon answers on" in second.stderr
     assert _process_ok() == expected and fresh.answered() == 2
 
@@ -311,7 +316,7 @@ def test_requests_the_client_must_run(server: Callable[..., Server]) -> None:
     expected = _process_ok()
     other = run(*ARGS, env={**os.environ, "SSOCRED_KEYRING_SERVICE": "ssocred-test-elsewhere"})
     assert other.returncode == EXIT_LOGIN_REQUIRED  # its own keyring service has no session
-    assert "the client uses another keyring service" in srv.log()
+    assert "the client uses another keyring service or backend" in srv.log()
     help_text = run("process", "--help")
     assert help_text.returncode == 0 and help_text.stdout.startswith(b"usage: ssocred process")
     assert srv.answered() == 1 and _process_ok() == expected
@@ -349,6 +354,7 @@ def test_request_line_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
     req = json.loads(line)
     assert req["v"] == fastpath.PROTOCOL_VERSION and req["argv"] == argv
     assert (req["config"], req["service"], req["cwd"]) == ("/home/h/aws dir/config", "svc", os.getcwd())
+    assert req["backend"] == os.environ.get("PYTHON_KEYRING_BACKEND", "")
 
 
 def test_only_plain_arguments_take_the_fast_path() -> None:
