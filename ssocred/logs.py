@@ -22,8 +22,8 @@ from pathlib import Path
 from ssocred.paths import log_dir, private_dir
 
 MASK = "[redacted]"
-#: Registered secrets kept for redaction; the oldest are forgotten past this many.
-MAX_SECRETS = 4096
+#: Registered secrets kept for redaction; the oldest (long superseded) are forgotten past this many.
+MAX_SECRETS = 1024
 #: Shorter values are not registered: they would blank out ordinary words.
 MIN_SECRET = 8
 LOG_FILE_NAME = "daemon.log"

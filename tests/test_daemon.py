@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import importlib.util
 import json
 import logging
@@ -24,6 +25,7 @@ import pytest
 
 from ssocred import logs, notify, schedule
 from ssocred.daemon import read_status
+from ssocred.index import CredsEntry, Index, SessionEntry
 from ssocred.model import (
     BOTOCORE_ADVISORY_WINDOW,
     Registration,
@@ -259,6 +261,76 @@ def test_log_dir_and_status_file_are_private(home: Path, tmp_path: Path) -> None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=45) == 0
     assert read_status() is None
+
+
+def test_redactor_forgets_the_oldest(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logs, "MAX_SECRETS", 2)
+    r = logs.Redactor()
+    r.add("first-secret", "second-secret", "third-secret")
+    assert r.redact("first-secret second-secret third-secret") == "first-secret [redacted] [redacted]"
+
+
+class _FakeScheduler:
+    """Records what the daemon asks of APScheduler."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, float | None] = {}
+
+    def add_job(self, func: object, trigger: str, *, id: str, next_run_time: dt.datetime, **_: object) -> None:
+        self.jobs[id] = next_run_time.timestamp()
+
+    def modify_job(self, job_id: str, next_run_time: dt.datetime | None = None) -> None:
+        self.jobs[job_id] = next_run_time.timestamp() if next_run_time else None
+
+    def remove_job(self, job_id: str) -> None:
+        del self.jobs[job_id]
+
+
+class _FakeStore(Store):
+    def __init__(self, index: Index) -> None:
+        super().__init__("ssocred-fake", 1.0)
+        self.ix = index
+
+    def index(self) -> Index:
+        return self.ix
+
+
+def test_scan_follows_the_index_and_clock_jumps(caplog: pytest.LogCaptureFixture) -> None:
+    from ssocred.daemon import Daemon, Options
+
+    now = time.time()
+    session = SessionEntry("corp", now + 3600, True, now + 86400, now)
+    used = CredsEntry("corp", ACCOUNT, ROLE, now + 3600, now, now - 3600)
+    stale = CredsEntry("corp", ACCOUNT, "Old", now + 3600, now, now - 9 * 3600)
+    store = _FakeStore(Index({"corp": session}, (used, stale)))
+    d = Daemon(Options(prefetch_hours=8), store=store)
+    sched = _FakeScheduler()
+    d._sched = sched
+    d._scan_once()
+    assert set(sched.jobs) == {"session:corp", f"role:corp:{ACCOUNT}:{ROLE}"}
+    assert sched.jobs["session:corp"] == pytest.approx(now, abs=5)
+    assert sched.jobs[f"role:corp:{ACCOUNT}:{ROLE}"] == pytest.approx(now + 2400, abs=1)
+    sched.jobs = dict.fromkeys(sched.jobs, now + 9999)
+    d._scan_once()  # nothing changed: nothing replanned
+    assert set(sched.jobs.values()) == {now + 9999}
+    # The wall clock moved ten minutes more than the monotonic one (a suspend): everything runs now.
+    assert d._clock is not None
+    d._clock = (d._clock[0], d._clock[1] - 600)
+    with caplog.at_level(logging.WARNING, logger="ssocred.daemon"):
+        d._scan_once()
+    assert "wall clock moved +600 s" in caplog.text
+    assert all(at is not None and at < now + 60 for at in sched.jobs.values())
+    # Someone else fetched the credentials: the pre-fetch follows their new expiry.
+    fetched = dataclasses.replace(used, expiration=now + 7200, updated_at=now + 3600)
+    store.ix = Index({"corp": session}, (fetched,))
+    d._scan_once()
+    assert sched.jobs[f"role:corp:{ACCOUNT}:{ROLE}"] == pytest.approx(now + 6000, abs=1)
+    # A logout drops both jobs.
+    store.ix = Index()
+    d._scan_once()
+    assert sched.jobs == {}
+    status = d.status()
+    assert status["sessions"] == {} and status["prefetch"] == []
 
 
 # --- the store: pre-fetches are not requests --------------------------------------------------------
