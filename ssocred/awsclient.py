@@ -8,10 +8,13 @@ Example: ``client("sso", "us-east-1").get_role_credentials(...)``
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 from ssocred.errors import ServiceError
 
+#: boto3 sessions are not thread-safe; the clients they make are (the daemon uses several threads).
+_SESSION_LOCK = threading.Lock()
 # Standard mode retries 5xx, throttling and TooManyRequestsException; never the 400-class OAuth errors.
 _RETRIES = {"mode": "standard", "max_attempts": 8}
 
@@ -33,7 +36,8 @@ def client(service: str, region: str) -> Any:
         signature_version=UNSIGNED, retries=_RETRIES, connect_timeout=10, read_timeout=30  # type: ignore[arg-type]
     )
     try:
-        return _session().client(service, region_name=region, config=cfg)
+        with _SESSION_LOCK:
+            return _session().client(service, region_name=region, config=cfg)
     except BotoCoreError as exc:
         raise ServiceError(f"cannot create the {service} client: {exc}") from None
 

@@ -150,7 +150,9 @@ def status(args: argparse.Namespace) -> Report:
             if entry.registration_expires_at else None,
             "credentials": creds,
         })
-    return Report("status", {"sessions": sessions})
+    from ssocred.notify import read_status
+
+    return Report("status", {"sessions": sessions, "daemon": read_status()})
 
 
 def import_token(args: argparse.Namespace) -> Report:

@@ -55,9 +55,27 @@ def _logout(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _daemon(daemon: dict[str, Any] | None) -> list[str]:
+    if not daemon:
+        return ["daemon: not running (start it with: ssocred service install, or ssocred daemon)"]
+    lines = [f"daemon: running (pid {daemon['pid']}, since {daemon['started_at']})"]
+    for name, s in sorted(daemon.get("sessions", {}).items()):
+        error = f", last error: {s['last_error']}" if s.get("last_error") else ""
+        lines.append(f"  {name}: last refresh {s.get('last_refresh') or 'none yet'}, "
+                     f"next {s.get('next_refresh') or 'not scheduled'}{error}")
+    prefetch = daemon.get("prefetch", [])
+    if prefetch:
+        lines.append(f"  pre-fetched roles: {len(prefetch)}")
+        lines.extend(f"    {p['session']} {p['account_id']} {p['role_name']}: next fetch {p['next_fetch']}"
+                     for p in prefetch)
+    return lines
+
+
 def _status(d: dict[str, Any]) -> str:
+    daemon = _daemon(d.get("daemon"))
     if not d["sessions"]:
-        return "No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, then run: ssocred login"
+        return "\n".join(["No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, "
+                          "then run: ssocred login", *daemon])
     lines = []
     now = time.time()
     for s in d["sessions"]:
@@ -73,7 +91,7 @@ def _status(d: dict[str, Any]) -> str:
         for c in s["credentials"]:
             c_left = c["expiration_epoch"] - now
             lines.append(f"  {c['account_id']} {c['role_name']}: credentials valid for {duration(c_left)}")
-    return "\n".join(lines)
+    return "\n".join(lines + daemon)
 
 
 def _imported(d: dict[str, Any]) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime as dt
-import importlib.util
 import json
 import logging
 import os
@@ -18,7 +16,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
@@ -355,19 +352,8 @@ def test_save_creds_without_a_request(home: Path, secret_service: object) -> Non
 # --- real daemons ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1)
 def _daemon_argv() -> tuple[str, ...]:
-    """``ssocred daemon`` once the CLI has the command, ``python -m ssocred.daemon`` until then."""
-    from ssocred.cli import build_parser
-
-    sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    if any("daemon" in a.choices for a in sub):
-        return (*ssocred_argv(), "daemon")
-    return (sys.executable, "-m", "ssocred.daemon")
-
-
-def _socket_args() -> list[str]:
-    return [] if importlib.util.find_spec("ssocred.sockserver") else ["--no-socket"]
+    return (*ssocred_argv(), "daemon")
 
 
 def _fake_notify_send(bindir: Path, out: Path) -> Path:
@@ -493,7 +479,7 @@ def test_two_minutes_of_process_calls_never_wait(sso: RunningEmulator, tmp_path:
                                                  daemons: list[RunningDaemon]) -> None:
     sso.control(token_ttl=30, cred_ttl=40)
     _login(sso)
-    d = start_daemon(daemons, tmp_path, "--scan-interval", "2", *_socket_args())
+    d = start_daemon(daemons, tmp_path, "--scan-interval", "2")
     secrets: set[str] = set()
     stop = threading.Event()
     collector = threading.Thread(target=_collect_secrets, args=(Store(), secrets, stop), daemon=True)
@@ -546,15 +532,13 @@ def test_two_minutes_of_process_calls_never_wait(sso: RunningEmulator, tmp_path:
 def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path: Path,
                                                  daemons: list[RunningDaemon]) -> None:
     _login(sso)
-    first = start_daemon(daemons, tmp_path, ready=False)
-    if not importlib.util.find_spec("ssocred.sockserver"):
-        assert first.proc.wait(timeout=60) == 3
-        assert "lacks the socket server" in first.diagnostics()
-        return
-    first.wait_message("READY=1")
+    first = start_daemon(daemons, tmp_path)
     status = read_status()
     assert status is not None and status["pid"] == first.proc.pid
     assert set(status) == {"pid", "started_at", "sessions", "prefetch"}
+    shown = json.loads(run("status", "--json").stdout)["daemon"]
+    assert shown["pid"] == first.proc.pid
+    assert f"daemon: running (pid {first.proc.pid}" in run("status").stdout
     second = subprocess.run([*_daemon_argv(), "--no-socket"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert second.returncode == 5
@@ -566,6 +550,8 @@ def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path:
     assert first.proc.wait(timeout=30) == 0, first.diagnostics()
     assert time.monotonic() - began < 30
     assert read_status() is None
+    assert json.loads(run("status", "--json").stdout)["daemon"] is None
+    assert "daemon: not running" in run("status").stdout
     assert "stopped" in first.log_text()
     assert Store().load_session("corp") is not None
 

@@ -68,7 +68,10 @@ def test_logout_all(sso: RunningEmulator) -> None:
 
 def test_status(sso: RunningEmulator) -> None:
     r = run("status", "--json")
-    assert json.loads(r.stdout) == {"sessions": [{"session": "corp", "logged_in": False, "credentials": []}]}
+    assert json.loads(r.stdout) == {
+        "sessions": [{"session": "corp", "logged_in": False, "credentials": []}],
+        "daemon": None,
+    }
     assert run("login").returncode == 0
     token = Store().load_session("corp")
     assert token is not None and token.refresh_token and token.registration
