@@ -109,9 +109,11 @@ def test_device_code_expiry(sso: RunningEmulator) -> None:
 
 
 def test_flaky_service_is_retried(sso: RunningEmulator) -> None:
-    sso.control(fail_rate=0.3, throttle_rate=0.2)
-    for _ in range(3):
-        r = run("login")
+    # A quarter of the calls fail: over ~37 calls, none failing is ~1e-5 likely, and a call
+    # failing all 8 of its attempts ~6e-4.
+    sso.control(fail_rate=0.15, throttle_rate=0.1)
+    for _ in range(12):
+        r = run("login", "--use-device-code")
         assert r.returncode == 0, r.stderr
     injected = sso.stats()["injected"]
     assert injected["fail"] + injected["throttle"] > 0
