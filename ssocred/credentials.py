@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from ssocred.errors import StoreError
 from ssocred.model import RoleCredentials, credentials_fresh
 
 if TYPE_CHECKING:
@@ -21,12 +22,22 @@ def cached(store: Store, session: str, account: str, role: str) -> RoleCredentia
     return None
 
 
+#: A cache hit records its use at most this often (the daemon pre-fetches roles in use).
+USE_RECORD_INTERVAL = 600.0
+
+
 def role_credentials(store: Store, session: str, account: str, role: str) -> RoleCredentials:
     """Fresh credentials for ``role`` in ``account``: the cache, else one fetch across all processes."""
     hit = cached(store, session, account, role)
-    if hit is not None:
-        return hit
-    return fetch(store, session, account, role)
+    if hit is None:
+        return fetch(store, session, account, role)
+    try:
+        entry = store.index().find_creds(session, account, role)
+        if entry is None or time.time() - entry.last_requested_at > USE_RECORD_INTERVAL:
+            store.touch_creds(session, account, role)
+    except StoreError:
+        pass  # bookkeeping for the daemon's pre-fetch must never fail a credential lookup
+    return hit
 
 
 def fetch(store: Store, session: str, account: str, role: str, *, force: bool = False) -> RoleCredentials:

@@ -365,3 +365,18 @@ def test_remembered_backend_skips_detection_but_never_overrides_a_choice(
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     r = run(*ARGS)
     assert r.returncode == 6 and "no usable OS keyring" in r.stderr
+
+
+def test_cache_hits_record_use_for_the_daemon(sso: RunningEmulator) -> None:
+    _login()
+    assert run(*ARGS).returncode == 0
+    store = Store()
+    fetched = store.index().find_creds("corp", ACCOUNT, ROLE)
+    assert fetched is not None
+    store.touch_creds("corp", ACCOUNT, ROLE, when=fetched.last_requested_at - 3600)
+    assert run(*ARGS).returncode == 0  # a cache hit an hour later ...
+    entry = store.index().find_creds("corp", ACCOUNT, ROLE)
+    assert entry is not None and entry.last_requested_at >= fetched.last_requested_at  # ... is recorded
+    before = Path(store.index_path()).stat().st_mtime_ns
+    assert run(*ARGS).returncode == 0  # a hit right after is not written again
+    assert Path(store.index_path()).stat().st_mtime_ns == before
