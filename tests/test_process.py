@@ -380,3 +380,14 @@ def test_cache_hits_record_use_for_the_daemon(sso: RunningEmulator) -> None:
     before = Path(store.index_path()).stat().st_mtime_ns
     assert run(*ARGS).returncode == 0  # a hit right after is not written again
     assert Path(store.index_path()).stat().st_mtime_ns == before
+
+
+def test_corrupt_index_does_not_fail_a_cache_hit(sso: RunningEmulator) -> None:
+    _login()
+    first = run(*ARGS)
+    assert first.returncode == 0
+    index = Path(Store().index_path())
+    index.write_text("{not json")
+    r = run(*ARGS)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == first.stdout
