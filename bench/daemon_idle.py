@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import isolated_env  # noqa: E402
 from tests.support.cli import REGION, START_URL, ssocred_argv  # noqa: E402
 from tests.support.emulator import sso_client, start_emulator  # noqa: E402
 from tests.support.secret_service import start_private_secret_service  # noqa: E402
@@ -52,19 +53,8 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(emu_env)
-    env.update({
-        "HOME": str(tmp),
-        "AWS_CONFIG_FILE": str(tmp / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "SSOCRED_STATE_DIR": str(tmp / "state"),
-        "SSOCRED_RUNTIME_DIR": str(tmp / "run"),
-        "SSOCRED_LOG_DIR": str(tmp / "log"),
-        "SSOCRED_KEYRING_SERVICE": f"ssocred-bench-{uuid.uuid4().hex[:8]}",
-        "PYTHONPATH": str(ROOT),
-    })
+    env = isolated_env(tmp, emu_env, SSOCRED_KEYRING_SERVICE=f"ssocred-bench-{uuid.uuid4().hex[:8]}",
+                       PYTHONPATH=str(ROOT))
     (tmp / "config").write_text("".join(
         f"[sso-session {name}]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
         "sso_registration_scopes = sso:account:access\n" for name in SESSIONS))

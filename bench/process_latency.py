@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import isolated_env  # noqa: E402
 from tests.support.cli import ACCOUNT, DIRECTORY, REGION, ROLE, START_URL, ssocred_argv  # noqa: E402
 from tests.support.emulator import start_emulator  # noqa: E402
 from tests.support.secret_service import start_private_secret_service  # noqa: E402
@@ -67,19 +68,9 @@ def _time(argv: list[str], env: dict[str, str]) -> float:
 
 
 def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(emu_env)
-    env.update({
-        "HOME": str(tmp),
-        "AWS_CONFIG_FILE": str(tmp / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "SSOCRED_STATE_DIR": str(tmp / "state"),
-        "SSOCRED_RUNTIME_DIR": str(tmp / "run"),
-        "SSOCRED_KEYRING_SERVICE": "ssocred-bench",
-        # Timed as installed, with bytecode caches (kept out of the source tree).
-        "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
-    })
+    # Timed as installed, with bytecode caches (kept out of the source tree).
+    env = isolated_env(tmp, emu_env, SSOCRED_KEYRING_SERVICE="ssocred-bench", PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     (tmp / "config").write_text(
         f"[sso-session corp]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
         "sso_registration_scopes = sso:account:access\n"
