@@ -103,10 +103,11 @@ def logout(args: argparse.Namespace) -> Report:
         keys = [resolve(_load_config(), args.profile, args.sso_session).cache_key]
     done: list[dict[str, Any]] = []
     for key in keys:
-        entry: dict[str, Any] = {"session": key, "portal_error": None}
+        entry: dict[str, Any] = {"session": key, "portal_error": None, "was_logged_in": True}
         token = None
         try:
             token = store.load_session(key)
+            entry["was_logged_in"] = token is not None
         except SsocredError as exc:
             entry["portal_error"] = f"stored token unreadable ({exc.message})"
         if token is not None and token.remaining(time.time()) > 0:

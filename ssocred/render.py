@@ -50,6 +50,9 @@ def _logout(d: dict[str, Any]) -> str:
         return "Nothing to log out."
     lines = []
     for s in d["sessions"]:
+        if not s.get("was_logged_in", True):
+            lines.append(f"'{s['session']}' was not logged in; nothing to remove.")
+            continue
         note = f" (portal logout failed: {s['portal_error']})" if s.get("portal_error") else ""
         lines.append(f"Logged out of '{s['session']}'{note}.")
     return "\n".join(lines)

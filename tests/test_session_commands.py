@@ -44,6 +44,13 @@ def test_logout_revokes_and_wipes(sso: RunningEmulator) -> None:
         pass
 
 
+def test_logout_when_not_logged_in(sso: RunningEmulator) -> None:
+    r = run("logout")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "'corp' was not logged in; nothing to remove.\n"
+    assert sso.stats()["operations"]["Logout"] == 0
+
+
 def test_logout_reports_portal_errors_but_still_wipes(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     sso.control(fail_rate=1.0)
