@@ -31,13 +31,21 @@ def role_credentials(store: Store, session: str, account: str, role: str) -> Rol
     hit = cached(store, session, account, role)
     if hit is None:
         return fetch(store, session, account, role)
+    record_use(store, session, account, role)
+    return hit
+
+
+def record_use(store: Store, session: str, account: str, role: str) -> None:
+    """Note a request for the daemon's pre-fetch, at most every USE_RECORD_INTERVAL; never fails.
+
+    Example: ``record_use(store, "corp", "111122223333", "ReadOnly")`` after a cache hit.
+    """
     try:
         entry = store.index().find_creds(session, account, role)
         if entry is None or time.time() - entry.last_requested_at > USE_RECORD_INTERVAL:
             store.touch_creds(session, account, role)
     except StoreError:
-        pass  # bookkeeping for the daemon's pre-fetch must never fail a credential lookup
-    return hit
+        pass  # bookkeeping for the pre-fetch must never fail a credential lookup
 
 
 def fetch(store: Store, session: str, account: str, role: str, *, force: bool = False) -> RoleCredentials:

@@ -7,7 +7,7 @@ Example: ``needs_inline_refresh(token, now=time.time())``
 from __future__ import annotations
 
 import datetime as _dt
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 #: botocore refreshes credentials with under 15 minutes left on every access (PROTOCOL §6.3).
@@ -240,7 +240,3 @@ def login_command(session: str) -> str:
         return "ssocred login --profile <a profile with sso_start_url = " + session + ">"
     return f"ssocred login --sso-session {session}"
 
-
-def with_registration(token: Token, reg: Registration) -> Token:
-    """A copy of ``token`` carrying ``reg``."""
-    return replace(token, registration=reg)

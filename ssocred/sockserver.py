@@ -43,8 +43,6 @@ BACKLOG = 128
 #: How long a connected client may take to send its request.
 REQUEST_TIMEOUT = 5.0
 MAX_REQUEST = 64 * 1024
-#: Requests are recorded for the pre-fetch at most this often per role (seconds).
-TOUCH_INTERVAL = 60.0
 #: systemd's first passed descriptor (``SD_LISTEN_FDS_START``).
 LISTEN_FD = 3
 
@@ -117,8 +115,6 @@ class Responder:
         # fails lookups ("prompt dismissed") when one process opens many connections at once, and
         # a burst of clients for a cold role waits here, then takes the first one's result.
         self._loading = threading.Lock()
-        self._touch_lock = threading.Lock()
-        self._touched: dict[Role, float] = {}
         self._memo: dict[Role, tuple[float, RoleCredentials]] = {}
 
     def serve(self, conn: socket.socket) -> None:
@@ -143,7 +139,10 @@ class Responder:
         log.debug("answered %s: exit %d in %.1f ms%s", what, code, (time.monotonic() - began) * 1000,
                   f" ({text.strip()})" if code else "")
         if code == 0 and role is not None:
-            self._touch(role)
+            from ssocred.credentials import record_use
+            from ssocred.store import Store
+
+            record_use(Store(self.service), *role)
 
     def answer(self, line: bytes) -> tuple[int, str, Role | None]:
         """``(code, text, role)`` for one request line; ``FALLBACK`` when the client must run it."""
@@ -227,21 +226,6 @@ class Responder:
             self._memo[role] = (entry.updated_at, creds)
         else:
             self._memo.pop(role, None)
-
-    def _touch(self, role: Role) -> None:
-        """Record the request for the pre-fetch, at most once a minute per role."""
-        from ssocred.store import Store
-
-        now = time.monotonic()
-        with self._touch_lock:
-            last = self._touched.get(role)
-            if last is not None and now - last < TOUCH_INTERVAL:
-                return
-            self._touched[role] = now
-        try:
-            Store(self.service).touch_creds(*role)
-        except SsocredError as exc:
-            log.warning("could not record the use of %s: %s", " ".join(role), exc.line())
 
 
 def peer_uid(conn: socket.socket) -> int:
