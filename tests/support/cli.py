@@ -74,3 +74,18 @@ def process_profile(profile: str, account: str, role: str, session: str = "corp"
         f"--account-id {account} --role-name {role}\n"
         f"region = {REGION}\n"
     )
+
+
+def age_last_request(session: str, account: str, role: str, seconds: float) -> float:
+    """Move a role's recorded last request ``seconds`` into the past (the store only moves it forward)."""
+    import dataclasses
+
+    from ssocred.index import IndexFile
+    from ssocred.store import Store
+
+    store = Store()
+    entry = store.index().find_creds(session, account, role)
+    assert entry is not None
+    aged = dataclasses.replace(entry, last_requested_at=entry.last_requested_at - seconds)
+    IndexFile(store.index_path(), 10).update(lambda ix: ix.with_creds(aged))
+    return aged.last_requested_at
