@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.emulator import RunningEmulator
 
 
 def isolated_env(tmp: Path, emu_env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -21,3 +28,25 @@ def isolated_env(tmp: Path, emu_env: dict[str, str], **extra: str) -> dict[str, 
     })
     env.update(extra)
     return env
+
+
+@contextmanager
+def keyring_and_emulator(*emulator_args: str) -> Iterator[RunningEmulator]:
+    """A private Secret Service (exported through DBUS_SESSION_BUS_ADDRESS) and an emulator, stopped after.
+
+    Exits with status 2 and the packages to install when gnome-keyring or dbus is missing.
+    """
+    from tests.support.emulator import start_emulator
+    from tests.support.secret_service import start_private_secret_service
+
+    service = start_private_secret_service()
+    if service is None:
+        print("gnome-keyring-daemon and dbus-daemon are needed (apt-get install gnome-keyring dbus)")
+        sys.exit(2)
+    os.environ["DBUS_SESSION_BUS_ADDRESS"] = service.address
+    emu = start_emulator(*emulator_args)
+    try:
+        yield emu
+    finally:
+        emu.stop()
+        service.stop()

@@ -25,10 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import isolated_env  # noqa: E402
+from bench.common import isolated_env, keyring_and_emulator  # noqa: E402
 from tests.support.cli import ACCOUNT, DIRECTORY, REGION, ROLE, START_URL, ssocred_argv  # noqa: E402
-from tests.support.emulator import start_emulator  # noqa: E402
-from tests.support.secret_service import start_private_secret_service  # noqa: E402
 
 #: What pip's console script does before calling ssocred: import re and tidy argv[0] with it.
 WRAPPER = r"import re, sys; sys.argv[0] = re.sub(r'(-script\.pyw|\.exe)?$', '', sys.argv[0])"
@@ -87,59 +85,52 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
     args = parser.parse_args()
-    service = start_private_secret_service()
-    if service is None:
-        print("gnome-keyring-daemon and dbus-daemon are needed (apt-get install gnome-keyring dbus)")
-        return 2
-    os.environ["DBUS_SESSION_BUS_ADDRESS"] = service.address
-    emu = start_emulator("--directory", DIRECTORY)
-    try:
-        with tempfile.TemporaryDirectory(prefix="ssocred-bench-") as d:
-            env = _setup(Path(d), emu.env())
-            process_args = ["process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE]
-            process = [*ssocred_argv(), *process_args]
-            direct = [sys.executable, "-c", DIRECT, *process_args]
-            first = subprocess.run(process, env=env, capture_output=True, text=True, check=True)
-            assert json.loads(first.stdout)["Version"] == 1
-            # The no-daemon case looks for the socket in a directory where there is none.
-            alone = {**env, "SSOCRED_RUNTIME_DIR": str(Path(d) / "run-no-daemon")}
-            server = _start_server(env)
-            try:
-                cases = {
-                    "python -c pass": ([sys.executable, "-c", "pass"], env),
-                    "python -c <pip's script wrapper alone>": ([sys.executable, "-c", WRAPPER], env),
-                    "ssocred process (cache hit, no daemon)": (process, alone),
-                    "ssocred process (daemon)": (process, env),
-                    "ssocred process (daemon) without the wrapper": (direct, env),
-                    "boto3 native SSO provider (reference)": ([sys.executable, "-c", NATIVE], env),
-                }
-                for argv, case_env in cases.values():  # warm the page cache and the daemon
-                    _time(argv, case_env)
-                samples: dict[str, list[float]] = {name: [] for name in cases}
-                for _ in range(args.rounds):
-                    for name, (argv, case_env) in cases.items():
-                        samples[name].append(_time(argv, case_env))
-                daemon_imports = _imports(process, env)
-            finally:
-                server.terminate()
-                server.wait(10)
-            med = {name: statistics.median(v) for name, v in samples.items()}
-            floor = med["python -c pass"]
-            print(f"machine: {os.cpu_count()} cpus, {sys.platform}, Python {sys.version.split()[0]}; "
-                  f"keyring: Secret Service (gnome-keyring); rounds: {args.rounds}; "
-                  f"load average {os.getloadavg()[0]:.1f}")
-            for name, value in med.items():
-                print(f"  {name:<44} median {value * 1000:7.1f} ms   {value / floor:5.2f}x the floor")
-            for label, rows in (("no daemon", _imports(process, alone)), ("daemon", daemon_imports)):
-                print(f"  largest cumulative imports of ssocred process, {label} (us):")
-                for us, name in sorted(rows, reverse=True)[:6]:
-                    print(f"    {us:>8}  {name}")
-            alone_ratio = med["ssocred process (cache hit, no daemon)"] / floor
-            daemon_ratio = med["ssocred process (daemon)"] / floor
-            print(f"ssocred process / python -c pass: no daemon {alone_ratio:.2f}x, daemon {daemon_ratio:.2f}x")
-    finally:
-        emu.stop()
-        service.stop()
+    with (
+        keyring_and_emulator("--directory", DIRECTORY) as emu,
+        tempfile.TemporaryDirectory(prefix="ssocred-bench-") as d,
+    ):
+        env = _setup(Path(d), emu.env())
+        process_args = ["process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE]
+        process = [*ssocred_argv(), *process_args]
+        direct = [sys.executable, "-c", DIRECT, *process_args]
+        first = subprocess.run(process, env=env, capture_output=True, text=True, check=True)
+        assert json.loads(first.stdout)["Version"] == 1
+        # The no-daemon case looks for the socket in a directory where there is none.
+        alone = {**env, "SSOCRED_RUNTIME_DIR": str(Path(d) / "run-no-daemon")}
+        server = _start_server(env)
+        try:
+            cases = {
+                "python -c pass": ([sys.executable, "-c", "pass"], env),
+                "python -c <pip's script wrapper alone>": ([sys.executable, "-c", WRAPPER], env),
+                "ssocred process (cache hit, no daemon)": (process, alone),
+                "ssocred process (daemon)": (process, env),
+                "ssocred process (daemon) without the wrapper": (direct, env),
+                "boto3 native SSO provider (reference)": ([sys.executable, "-c", NATIVE], env),
+            }
+            for argv, case_env in cases.values():  # warm the page cache and the daemon
+                _time(argv, case_env)
+            samples: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(args.rounds):
+                for name, (argv, case_env) in cases.items():
+                    samples[name].append(_time(argv, case_env))
+            daemon_imports = _imports(process, env)
+        finally:
+            server.terminate()
+            server.wait(10)
+        med = {name: statistics.median(v) for name, v in samples.items()}
+        floor = med["python -c pass"]
+        print(f"machine: {os.cpu_count()} cpus, {sys.platform}, Python {sys.version.split()[0]}; "
+              f"keyring: Secret Service (gnome-keyring); rounds: {args.rounds}; "
+              f"load average {os.getloadavg()[0]:.1f}")
+        for name, value in med.items():
+            print(f"  {name:<44} median {value * 1000:7.1f} ms   {value / floor:5.2f}x the floor")
+        for label, rows in (("no daemon", _imports(process, alone)), ("daemon", daemon_imports)):
+            print(f"  largest cumulative imports of ssocred process, {label} (us):")
+            for us, name in sorted(rows, reverse=True)[:6]:
+                print(f"    {us:>8}  {name}")
+        alone_ratio = med["ssocred process (cache hit, no daemon)"] / floor
+        daemon_ratio = med["ssocred process (daemon)"] / floor
+        print(f"ssocred process / python -c pass: no daemon {alone_ratio:.2f}x, daemon {daemon_ratio:.2f}x")
     return 0
 
 

@@ -26,14 +26,20 @@ def _session() -> Any:
     return boto3.session.Session()
 
 
-def client(service: str, region: str) -> Any:
-    """An unsigned boto3 client for ``service`` ("sso-oidc" or "sso") in the SSO region."""
+def client(service: str, region: str, *, pool: int = 10, attempts: int | None = None, timeout: float = 30) -> Any:
+    """An unsigned boto3 client for ``service`` ("sso-oidc" or "sso") in the SSO region.
+
+    ``pool`` is the number of connections kept open: at least the threads that share the client.
+    ``attempts=1`` and a short ``timeout`` suit a probe that expects to fail fast.
+    """
     import botocore.config
     from botocore import UNSIGNED
     from botocore.exceptions import BotoCoreError
 
+    retries = _RETRIES if attempts is None else {"mode": "standard", "total_max_attempts": attempts}
     cfg = botocore.config.Config(
-        signature_version=UNSIGNED, retries=_RETRIES, connect_timeout=10, read_timeout=30  # type: ignore[arg-type]
+        signature_version=UNSIGNED, retries=retries, connect_timeout=min(10, timeout),  # type: ignore[arg-type]
+        read_timeout=timeout, max_pool_connections=pool,
     )
     try:
         with _SESSION_LOCK:

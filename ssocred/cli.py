@@ -97,6 +97,45 @@ def build_parser() -> argparse.ArgumentParser:
     _target(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
 
+    p = add("accounts", _lazy("ssocred.setup", "accounts"), "list the accounts and roles you can use",
+            "Every account of an SSO session and the roles (permission sets) you can use in it "
+            "(portal ListAccounts and ListAccountRoles, all pages).")
+    _selector(p)
+    _walk_options(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    _configure(add("configure", _lazy("ssocred.setup", "configure"),
+                   "set up an SSO session and profiles (interactive, like aws configure sso)",
+                   "Ask for the start URL, SSO region, session name and scopes, write the [sso-session] "
+                   "section, log in, then pick an account and role (or all of them) for a profile. "
+                   "Every question has a flag; with --no-input nothing is asked.\n\n"
+                   "ssocred configure populate: write one profile per account and role (see its --help)."))
+
+    p = add("whoami", _lazy("ssocred.setup", "whoami"), "show who a profile's credentials belong to (STS)",
+            "Call STS GetCallerIdentity with the profile's credentials and print account, ARN and user id.")
+    p.add_argument("--profile", metavar="P", help="the profile to check (default: $AWS_PROFILE)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("discover", _lazy("ssocred.discover", "command"),
+            "admin view: Identity Center instance, accounts, permission sets and assignments",
+            "With management-account (or delegated admin) credentials: the IAM Identity Center instance "
+            "and its portal URL, the organization's accounts, the permission sets, and who is assigned "
+            "what where. --write-config adds the [sso-session] section for the instance to ~/.aws/config.")
+    p.add_argument("--profile", metavar="MGMT", help="a profile with admin credentials (default: $AWS_PROFILE)")
+    p.add_argument("--write-config", action="store_true",
+                   help="add an [sso-session] section for the instance to ~/.aws/config")
+    p.add_argument("--session-name", metavar="NAME",
+                   help="name of the written [sso-session] (default: the identity store id)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = add("doctor", _lazy("ssocred.doctor", "command"), "diagnose configuration, login, keyring, network and access",
+            "Check a profile (or SSO session) step by step: config, token, client registration, keyring, "
+            "CA bundle and TLS, endpoint, role assignment, daemon and service. Each check prints pass, "
+            "warn or fail with the exact fix. Exits 0 when nothing failed, else the exit code of the "
+            "first failure (see exit codes).")
+    _selector(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
     p = add("emulator", commands.delegated, "run a local IAM Identity Center emulator (see --help)",
             "A local sso-oidc + SSO portal + STS server for demos and offline CI. "
             "Run `ssocred emulator --help` for its options.")
@@ -114,6 +153,82 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", commands.demo, "try ssocred end to end against the local emulator (no AWS account)")
     p.add_argument("--keep", action="store_true", help="keep the throw-away directory afterwards")
     return parser
+
+
+def _lazy(module: str, name: str) -> Handler:
+    """A handler imported only when its command runs (keeps ``ssocred --help`` fast)."""
+
+    def run(args: argparse.Namespace) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args)
+
+    return run
+
+
+def _walk_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-workers", type=_positive_int, default=16, metavar="N",
+                   help="ListAccountRoles calls in flight at once (default 16)")
+    p.add_argument("--rate", type=_positive_float, default=200.0, metavar="PER_SEC",
+                   help="client-side limit on portal requests per second (default 200; throttled requests "
+                   "are retried with backoff)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start-url", metavar="URL", help="the AWS access portal URL (https://d-xxxxxxxxxx.awsapps.com/start)")
+    p.add_argument("--sso-region", metavar="R", help="the region of IAM Identity Center (e.g. us-east-1)")
+    p.add_argument("--session-name", metavar="NAME", help="name of the [sso-session] section")
+    p.add_argument("--scopes", metavar="LIST", help="registration scopes, comma-separated (default sso:account:access)")
+    p.add_argument("--account-id", metavar="A", help="the account of the profile")
+    p.add_argument("--role-name", metavar="R", help="the role (permission set) of the profile")
+    p.add_argument("--all", action="store_true", help="write a profile for every account and role (populate)")
+    p.add_argument("--profile-name", metavar="P", help="name of the written profile")
+    p.add_argument("--region", metavar="R", help="default region of the written profile(s)")
+    p.add_argument("--output", metavar="FMT", help="output format of the written profile(s): json, text, table")
+    p.add_argument("--use-device-code", action="store_true", help="log in with the device code flow")
+    p.add_argument("--no-browser", action="store_true", help="print the login URL instead of opening a browser")
+    p.add_argument("--no-input", action="store_true", help="never ask; missing answers are an error")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    sub = p.add_subparsers(dest="configure_command", metavar="SUBCOMMAND")
+    pop = sub.add_parser(
+        "populate", help="write one profile per account and role",
+        description="Write one profile per account x role of an SSO session, each using "
+        "credential_process = ssocred process ..., named by --template and marked as managed by ssocred "
+        "(ssocred_managed = SESSION). Comments, order and other profiles in ~/.aws/config are kept; "
+        "the file is replaced atomically under a lock. Template placeholders: {account_name}, "
+        "{account_id}, {account_email}, {role_name}, {session}, {region}.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    pop.set_defaults(func=_lazy("ssocred.setup", "populate"))
+    pop.add_argument("--sso-session", metavar="S", help="the [sso-session] to populate (default: the only one)")
+    pop.add_argument("--template", metavar="T", default="{account_name}.{role_name}",
+                     help="profile name template (default {account_name}.{role_name})")
+    pop.add_argument("--region", metavar="R", help="region = R in each profile")
+    pop.add_argument("--output", metavar="FMT", help="output = FMT in each profile")
+    pop.add_argument("--prune", action="store_true",
+                     help="remove managed profiles whose account or role no longer exists")
+    pop.add_argument("--dry-run", action="store_true", help="print the change as a diff; write nothing")
+    _walk_options(pop)
+    pop.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def _emulator(argv: list[str]) -> int:

@@ -35,7 +35,7 @@ def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> Res
         return cfg.resolve_session(next(iter(cfg.sso_sessions)))
     if not cfg.sso_sessions:
         raise ConfigError(f"no [sso-session] section in {cfg.path}",
-                          fix="add [sso-session <name>] with sso_start_url and sso_region (see the README)")
+                          fix="run: ssocred configure (it asks for the start URL and region and writes one)")
     names = ", ".join(sorted(cfg.sso_sessions))
     raise UsageError(f"{cfg.path} has several SSO sessions ({names})", fix="choose one with --sso-session NAME")
 

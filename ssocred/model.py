@@ -14,8 +14,10 @@ from typing import Any
 BOTOCORE_ADVISORY_WINDOW = 15 * 60
 #: ssocred refreshes an SSO token inline (no daemon) when this close to its expiry.
 INLINE_TOKEN_WINDOW = 5 * 60
-#: The CLI treats a registration as unusable with less than this left (PROTOCOL §3.2).
-REGISTRATION_MARGIN = 15 * 60
+#: A login registers a new client when the stored one has less than this left. The AWS CLI's
+#: margin is 15 minutes (PROTOCOL §3.2); a week means a session that logs in now and then never
+#: reaches the registration's end, after which its refresh token stops working.
+REGISTRATION_MARGIN = 7 * 86400
 #: Share of a lifetime a window may take at most, so short test lifetimes scale the same way.
 WINDOW_SHARE = 0.25
 

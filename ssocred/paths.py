@@ -83,3 +83,21 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def ssocred_command() -> list[str]:
+    """The absolute command that starts ssocred, e.g. ``["/home/me/.venv/bin/ssocred"]``.
+
+    The console script beside the interpreter wins (a venv need not be on the service's PATH),
+    then ``ssocred`` on PATH, then ``<python> -m ssocred``.
+    """
+    import shutil
+    import sys
+
+    beside = Path(sys.executable).parent / "ssocred"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [os.path.abspath(beside)]
+    found = shutil.which("ssocred")
+    if found:
+        return [os.path.abspath(found)]
+    return [os.path.abspath(sys.executable), "-m", "ssocred"]

@@ -6,6 +6,7 @@ Example: ``Portal("us-east-1").role_credentials(access_token, "111122223333", "R
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,11 +29,16 @@ class TokenRejected(Exception):
 
 
 class Portal:
-    """The SSO portal in one SSO region, through an unsigned boto3 client."""
+    """The SSO portal in one SSO region, through an unsigned boto3 client.
 
-    def __init__(self, region: str) -> None:
+    ``pace`` is called before each request (a client-side rate limit); ``pool`` sizes the
+    connection pool for callers that share one Portal between threads.
+    """
+
+    def __init__(self, region: str, *, pace: Callable[[], None] | None = None, pool: int = 10) -> None:
         self.region = region
-        self._client = awsclient.client("sso", region)
+        self._pace = pace
+        self._client = awsclient.client("sso", region, pool=pool)
 
     @property
     def endpoint(self) -> str:
@@ -42,6 +48,8 @@ class Portal:
     def _call(self, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
+        if self._pace is not None:
+            self._pace()
         try:
             return awsclient.invoke(self._client, op, **kwargs)
         except ClientError as exc:
@@ -51,8 +59,8 @@ class Portal:
             if code in ("ResourceNotFoundException", "ForbiddenException", "AccessDeniedException"):
                 raise AccessDenied(
                     f"access denied to {what}",
-                    fix="check the account id and role name; an admin can check the assignment with "
-                    "aws sso-admin list-account-assignments",
+                    fix="see your accounts and roles with: ssocred accounts (ssocred doctor explains more); "
+                    "an admin can check the assignment with: ssocred discover",
                 ) from None
             raise ServiceError(
                 f"SSO portal {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",

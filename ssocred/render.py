@@ -110,10 +110,31 @@ _TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+#: Kinds whose text layout (``text_<kind>``) lives in another module, imported only when rendered.
+_LAYOUTS = {
+    "doctor": "ssocred.doctor",
+    "discover": "ssocred.discover",
+    "accounts": "ssocred.setup_text",
+    "populate": "ssocred.setup_text",
+    "configure": "ssocred.setup_text",
+    "whoami": "ssocred.setup_text",
+}
+
+
+def _layout(kind: str) -> Callable[[dict[str, Any]], str] | None:
+    import importlib
+
+    module = _LAYOUTS.get(kind)
+    if module is None:
+        return None
+    layout: Callable[[dict[str, Any]], str] = getattr(importlib.import_module(module), "text_" + kind)
+    return layout
+
+
 def render(result: Report, *, as_json: bool, out: TextIO) -> None:
     """Print ``result`` as indented JSON or as its text layout."""
     if as_json:
         print(json.dumps(result.data, indent=2, sort_keys=True), file=out)
         return
-    text = _TEXT.get(result.kind)
+    text = _TEXT.get(result.kind) or _layout(result.kind)
     print(text(result.data) if text else json.dumps(result.data, indent=2), file=out)

@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape
 
 from ssocred import rundir
 from ssocred.errors import EXIT_INTERRUPTED, EXIT_USAGE, ServiceError, SsocredError, UsageError
-from ssocred.paths import atomic_write
+from ssocred.paths import atomic_write, ssocred_command
 
 LABEL = "com.ssocred.daemon"
 #: The systemd units, in the order they are enabled.
@@ -85,21 +85,6 @@ def host_platform() -> str:
         f"ssocred service supports Linux (systemd) and macOS (launchd), not {sys.platform}",
         fix="on Windows use the Task Scheduler example in contrib/windows/ of the ssocred sources",
     )
-
-
-def ssocred_command() -> list[str]:
-    """The absolute command that starts ssocred, e.g. ``["/home/me/.venv/bin/ssocred"]``.
-
-    The console script beside the interpreter wins (a venv need not be on the service's PATH),
-    then ``ssocred`` on PATH, then ``<python> -m ssocred``.
-    """
-    beside = Path(sys.executable).parent / "ssocred"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [os.path.abspath(beside)]
-    found = shutil.which("ssocred")
-    if found:
-        return [os.path.abspath(found)]
-    return [os.path.abspath(sys.executable), "-m", "ssocred"]
 
 
 def systemd_word(word: str, *, program: bool = False) -> str:

@@ -181,6 +181,7 @@ def test_stats_shape_counts_and_reset(emulator: RunningEmulator) -> None:
         "create_token": {"authorization_code": 0, "device_code": 0, "refresh_token": 0},
         "refresh_token_reuse_rejected": 0,
         "injected": {"fail": 0, "throttle": 0},
+        "in_flight_max": 0,
     }
     device_login(emulator.url)
     stats = emulator.stats()
@@ -203,6 +204,22 @@ def test_control_validates_and_answers_with_settings(emulator: RunningEmulator) 
     assert body["token_ttl"] == 5 and body["fail_rate"] == 0
     _, token = device_login(emulator.url)
     assert token["expiresIn"] == 5
+
+
+def test_directory_is_replaced_at_run_time(emulator: RunningEmulator) -> None:
+    _, token = device_login(emulator.url)
+    sso = sso_client(emulator.url)
+    for bad in ([1], {"accounts": "x"}, {"accounts": [{"roles": ["A"]}]}):
+        status, body = _post(emulator.url + "/_directory", bad)
+        assert status == 400 and "message" in body, bad
+    assert len(sso.list_accounts(accessToken=token["accessToken"])["accountList"]) == 3  # unchanged
+    status, body = _post(emulator.url + "/_directory", {"accounts": [
+        {"accountId": "123456789012", "accountName": "Only", "roles": ["Gone", "Kept"]}]})
+    assert status == 200 and body == {"accounts": 1}
+    accounts = sso.list_accounts(accessToken=token["accessToken"])["accountList"]  # the same token still works
+    assert [a["accountId"] for a in accounts] == ["123456789012"]
+    roles = sso.list_account_roles(accessToken=token["accessToken"], accountId="123456789012")["roleList"]
+    assert [r["roleName"] for r in roles] == ["Gone", "Kept"]
 
 
 def test_unknown_path_is_404_json(emulator: RunningEmulator) -> None:

@@ -90,9 +90,11 @@ def test_credentials_fresh_uses_botocores_window_scaled(lifetime: float, left: f
 
 
 def test_registration_reuse() -> None:
-    pkce = Registration("c", "s", NOW + 3600, (), ("authorization_code", "refresh_token"))
+    pkce = Registration("c", "s", NOW + 30 * 86400, (), ("authorization_code", "refresh_token"))
     assert pkce.usable(NOW, for_auth_code=True) and not pkce.usable(NOW, for_auth_code=False)
-    assert not Registration("c", "s", NOW + 600, (), ()).usable(NOW, for_auth_code=False)
+    # Under a week left: a login registers anew rather than run into the end later.
+    assert not Registration("c", "s", NOW + 6 * 86400, (), ()).usable(NOW, for_auth_code=False)
+    assert Registration("c", "s", NOW + 8 * 86400, (), ()).usable(NOW, for_auth_code=False)
 
 
 def test_process_output_contract() -> None:

@@ -21,6 +21,7 @@ from tests.support.cli import (
     age_last_request,
     process_profile,
     run,
+    run_on_a_terminal,
     session_config,
     ssocred_argv,
     ssocred_line,
@@ -261,8 +262,8 @@ def test_unassigned_role_is_access_denied(sso: RunningEmulator) -> None:
     assert r.returncode == EXIT_ACCESS_DENIED
     assert r.stderr == (
         f"ssocred: access denied to role 'AdministratorAccess' in account {OTHER_ACCOUNT}; "
-        "check the account id and role name; an admin can check the assignment with "
-                        "aws sso-admin list-account-assignments\n"
+        "see your accounts and roles with: ssocred accounts (ssocred doctor explains more); "
+        "an admin can check the assignment with: ssocred discover\n"
     )
 
 
@@ -305,45 +306,22 @@ def test_env_and_exec(sso: RunningEmulator) -> None:
     assert r.returncode == 42
 
 
-def _run_on_a_terminal(argv: list[str], stdout_path: Path) -> tuple[int, str]:
-    """Run ``argv`` with a pseudo-terminal as its controlling terminal and stdout to a file."""
-    import pty
-
-    pid, fd = pty.fork()
-    if pid == 0:  # child: the pty is /dev/tty; stdout goes to the file, as botocore's pipe would
-        out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(out, 1)
-        os.execvpe(argv[0], argv, dict(os.environ))
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 4096)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    os.close(fd)
-    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
-
-
 def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: Path) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
                  + "[profile optin]\nssocred_session = corp\n"
                  + f"ssocred_account_id = {ACCOUNT}\nssocred_role_name = {ROLE}\nssocred_login = true\n")
     out = tmp_path / "stdout"
-    code, tty = _run_on_a_terminal([*ssocred_argv(), *ARGS], out)
+    code, tty = run_on_a_terminal([*ssocred_argv(), *ARGS], out)
     assert code == 1 and "is not logged in" in tty  # stderr shares the terminal here
     assert not (tmp_path / "browser.log").exists()  # never a browser unless asked
-    code, tty = _run_on_a_terminal([*ssocred_argv(), *ARGS, "--login"], out)
+    code, tty = run_on_a_terminal([*ssocred_argv(), *ARGS, "--login"], out)
     assert code == 0, tty
     assert "Approve the login in your browser" in tty  # the prompt went to /dev/tty ...
     data = json.loads(out.read_text())  # ... and stdout carries only the JSON
     assert data["AccountId"] == ACCOUNT
     assert sso.stats()["create_token"]["authorization_code"] == 1
     assert run("logout").returncode == 0
-    code, tty = _run_on_a_terminal([*ssocred_argv(), "process", "--profile", "optin"], out)
+    code, tty = run_on_a_terminal([*ssocred_argv(), "process", "--profile", "optin"], out)
     assert code == 0, tty
     assert json.loads(out.read_text())["AccountId"] == ACCOUNT
     assert sso.stats()["create_token"]["authorization_code"] == 2

@@ -21,7 +21,8 @@ from ssocred import service
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
 COMPLETIONS = CONTRIB / "completions"
-COMMANDS = ("login", "logout", "status", "import", "process", "env", "exec", "emulator", "demo", "daemon", "service")
+COMMANDS = ("login", "logout", "status", "import", "process", "env", "exec", "accounts", "configure", "whoami",
+            "discover", "doctor", "emulator", "demo", "daemon", "service")
 
 FAKE_TOOL = """#!/bin/sh
 # Records its command line; fails when it contains $FAKE_FAIL; answers the queries ssocred makes.
@@ -594,6 +595,14 @@ def test_bash_completion_parses_and_completes(tmp_path: Path) -> None:
     assert _bash_complete(config, "ssocred", "login", "--profile", "") == ["default", "dev", "prod"]
     assert _bash_complete(config, "ssocred", "env", "--sso-session", "") == ["corp"]
     assert _bash_complete(config, "ssocred", "env", "--format", "p") == ["powershell"]
+    assert "populate" in _bash_complete(config, "ssocred", "configure", "")
+    assert _bash_complete(config, "ssocred", "configure", "--region", "eu-west-1", "p") == ["populate"]
+    assert _bash_complete(config, "ssocred", "configure", "populate", "--sso-session", "") == ["corp"]
+    assert "--template" in _bash_complete(config, "ssocred", "configure", "populate", "--")
+    assert "--template" not in _bash_complete(config, "ssocred", "configure", "--")
+    assert _bash_complete(config, "ssocred", "configure", "--output", "y") == ["yaml", "yaml-stream"]
+    assert _bash_complete(config, "ssocred", "configure", "--start-url", "") == []
+    assert _bash_complete(config, "ssocred", "doctor", "--profile", "") == ["default", "dev", "prod"]
 
 
 def test_zsh_completion_parses() -> None:
@@ -608,13 +617,16 @@ def test_fish_completion_parses_and_completes(tmp_path: Path) -> None:
     config = tmp_path / "config"
     config.write_text("[profile dev]\n[sso-session corp]\n")
     script = f"source {shlex.quote(str(COMPLETIONS / 'ssocred.fish'))}; complete -C 'ssocred '; " \
-             "echo ==; complete -C 'ssocred login --profile '"
+             "echo ==; complete -C 'ssocred login --profile '; echo ==; complete -C 'ssocred configure '; " \
+             "echo ==; complete -C 'ssocred configure populate --sso-session '"
     env = {**os.environ, "AWS_CONFIG_FILE": str(config), "HOME": str(tmp_path)}
     proc = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    commands, profiles = proc.stdout.split("==\n")
+    commands, profiles, configure, sessions = proc.stdout.split("==\n")
     assert {line.split("\t")[0] for line in commands.splitlines()} >= set(COMMANDS)
     assert [line.split("\t")[0] for line in profiles.splitlines()] == ["dev"]
+    assert [line.split("\t")[0] for line in configure.splitlines()] == ["populate"]
+    assert [line.split("\t")[0] for line in sessions.splitlines()] == ["corp"]
 
 
 def test_windows_task_runs_the_daemon_at_logon() -> None:

@@ -22,7 +22,8 @@ _ssocred_reply() {
 
 _ssocred() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD - 1]}"
-    local commands="login logout status import process env exec emulator demo daemon service"
+    local commands="login logout status import process env exec accounts configure whoami discover doctor emulator demo
+        daemon service"
     local cmd="" cmd_at=0 i
     for ((i = 1; i < COMP_CWORD; i++)); do
         case "${COMP_WORDS[i]}" in
@@ -56,10 +57,12 @@ _ssocred() {
         --profile) _ssocred_reply "$(_ssocred_sections profile)" "$cur"; return 0 ;;
         --sso-session) _ssocred_reply "$(_ssocred_sections sso-session)" "$cur"; return 0 ;;
         --format) _ssocred_reply $'sh\nfish\npowershell\njson' "$cur"; return 0 ;;
+        --output) _ssocred_reply $'json\nyaml\nyaml-stream\ntext\ntable' "$cur"; return 0 ;;
         --directory) _ssocred_reply "$(compgen -f -- "$cur")" "$cur"; return 0 ;;
         --account-id | --role-name | --timeout | --port | --accounts | --roles | --token-ttl | --cred-ttl | \
             --registration-ttl | --device-ttl | --code-ttl | --approve-after-polls | --fail-rate | \
-            --throttle-rate | --latency-ms | --seed)
+            --throttle-rate | --latency-ms | --seed | --max-workers | --rate | --start-url | --sso-region | \
+            --session-name | --scopes | --profile-name | --region | --template)
             return 0 ;;
     esac
 
@@ -75,6 +78,34 @@ _ssocred() {
         emulator) opts="--port --accounts --roles --directory --token-ttl --cred-ttl --registration-ttl --device-ttl
             --code-ttl --no-rotate --approve-after-polls --manual-approve --fail-rate --throttle-rate --latency-ms
             --seed --verbose" ;;
+        accounts) opts="--profile --sso-session --max-workers --rate --json" ;;
+        configure)
+            # The first word that is neither an option nor an option's value is the subcommand.
+            local sub="" skip=0 word
+            for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
+                word="${COMP_WORDS[i]}"
+                if [ "$skip" = 1 ]; then
+                    skip=0
+                    [ "$word" = "=" ] && skip=1 # --option=value comes as three words
+                    continue
+                fi
+                case "$word" in
+                    --start-url | --sso-region | --session-name | --scopes | --account-id | --role-name | \
+                        --profile-name | --region | --output) skip=1 ;;
+                    -*) ;;
+                    *) sub="$word"; break ;;
+                esac
+            done
+            if [ "$sub" = populate ]; then
+                opts="--sso-session --template --region --output --prune --dry-run --max-workers --rate --json"
+            elif [ -z "$sub" ]; then
+                opts="populate --start-url --sso-region --session-name --scopes --account-id --role-name --all
+                    --profile-name --region --output --use-device-code --no-browser --no-input --json"
+            fi
+            ;;
+        whoami) opts="--profile --json" ;;
+        discover) opts="--profile --write-config --session-name --json" ;;
+        doctor) opts="--profile --sso-session --json" ;;
         demo) opts="--keep" ;;
         service)
             opts="--dry-run --json"

@@ -28,8 +28,14 @@ function __ssocred_complete_exec_command
     complete -C (string join ' ' -- (string escape -- $rest) (commandline -ct))
 end
 
-set -l commands login logout status import process env exec emulator demo daemon service
-set -l selector login logout import
+# True once `ssocred configure populate` has been typed.
+function __ssocred_populate
+    __fish_seen_subcommand_from configure; and __fish_seen_subcommand_from populate
+end
+
+set -l commands login logout status import process env exec accounts configure whoami discover doctor emulator demo \
+    daemon service
+set -l selector login logout import accounts doctor
 set -l target process env exec
 
 complete -c ssocred -f
@@ -42,6 +48,11 @@ complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a import -d 
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a process -d 'role credentials for credential_process'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a env -d 'role credentials as shell variables'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a exec -d 'run a command with role credentials'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a accounts -d 'accounts and roles you can use'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a configure -d 'set up an SSO session and profiles'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a whoami -d 'who the credentials belong to (STS)'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a discover -d 'admin view of IAM Identity Center'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a doctor -d 'diagnose config, login, keyring, access'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a emulator -d 'local IAM Identity Center emulator'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a demo -d 'end-to-end tour against the emulator'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a daemon -d 'keep tokens fresh, serve credentials'
@@ -50,13 +61,16 @@ complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a service -d
 # After `ssocred exec ... --`, complete the command being run.
 complete -c ssocred -n __ssocred_exec_command -x -a '(__ssocred_complete_exec_command)'
 
-complete -c ssocred -n "__fish_seen_subcommand_from $selector $target; and not __ssocred_exec_command" -l profile -x \
-    -a '(__ssocred_names profile)' -d 'a profile in ~/.aws/config'
+complete -c ssocred -n "__fish_seen_subcommand_from $selector $target whoami discover; and not __ssocred_exec_command" \
+    -l profile -x -a '(__ssocred_names profile)' -d 'a profile in ~/.aws/config'
 complete -c ssocred -n "__fish_seen_subcommand_from $selector $target; and not __ssocred_exec_command" -l sso-session -x \
     -a '(__ssocred_names sso-session)' -d 'an sso-session in ~/.aws/config'
+complete -c ssocred -n __ssocred_populate -l sso-session -x -a '(__ssocred_names sso-session)' \
+    -d 'the sso-session to populate'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l account-id -x -d 'AWS account id'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l role-name -x -d 'role name'
-complete -c ssocred -n "__fish_seen_subcommand_from login logout status import service" -l json -d 'print JSON'
+set -l json login logout status import service accounts configure whoami discover doctor
+complete -c ssocred -n "__fish_seen_subcommand_from $json" -l json -d 'print JSON'
 
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l use-device-code -d 'use the device code flow'
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l no-browser -d 'print the URL, open no browser'
@@ -66,6 +80,33 @@ complete -c ssocred -n "__fish_seen_subcommand_from logout" -l all -d 'every sto
 complete -c ssocred -n "__fish_seen_subcommand_from process" -l login -d 'log in when needed (prompts on /dev/tty)'
 complete -c ssocred -n "__fish_seen_subcommand_from env" -l format -x -a 'sh fish powershell json' -d 'output syntax'
 complete -c ssocred -n "__fish_seen_subcommand_from demo" -l keep -d 'keep the throw-away directory'
+complete -c ssocred -n "__fish_seen_subcommand_from discover" -l write-config -d 'add its [sso-session] to ~/.aws/config'
+complete -c ssocred -n "__fish_seen_subcommand_from discover" -l session-name -x -d 'name of the written [sso-session]'
+
+complete -c ssocred -n "__fish_seen_subcommand_from accounts; or __ssocred_populate" -l max-workers -x \
+    -d 'ListAccountRoles calls in flight'
+complete -c ssocred -n "__fish_seen_subcommand_from accounts; or __ssocred_populate" -l rate -x \
+    -d 'portal requests per second'
+
+set -l configure_only "__fish_seen_subcommand_from configure; and not __fish_seen_subcommand_from populate"
+complete -c ssocred -n $configure_only -a populate -d 'one profile per account and role'
+complete -c ssocred -n $configure_only -l start-url -x -d 'the AWS access portal URL'
+complete -c ssocred -n $configure_only -l sso-region -x -d 'the region of IAM Identity Center'
+complete -c ssocred -n $configure_only -l session-name -x -d 'name of the [sso-session] section'
+complete -c ssocred -n $configure_only -l scopes -x -d 'registration scopes, comma-separated'
+complete -c ssocred -n $configure_only -l account-id -x -d 'the account of the profile'
+complete -c ssocred -n $configure_only -l role-name -x -d 'the role of the profile'
+complete -c ssocred -n $configure_only -l all -d 'a profile for every account and role'
+complete -c ssocred -n $configure_only -l profile-name -x -d 'name of the written profile'
+complete -c ssocred -n $configure_only -l use-device-code -d 'log in with the device code flow'
+complete -c ssocred -n $configure_only -l no-browser -d 'print the login URL, open no browser'
+complete -c ssocred -n $configure_only -l no-input -d 'never ask; missing answers are errors'
+complete -c ssocred -n "__fish_seen_subcommand_from configure" -l region -x -d 'region of the written profiles'
+complete -c ssocred -n "__fish_seen_subcommand_from configure" -l output -x -a 'json yaml yaml-stream text table' \
+    -d 'output format of the written profiles'
+complete -c ssocred -n __ssocred_populate -l template -x -d 'profile name template'
+complete -c ssocred -n __ssocred_populate -l prune -d 'remove managed profiles that are gone'
+complete -c ssocred -n __ssocred_populate -l dry-run -d 'print the change as a diff, write nothing'
 
 complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l port -x -d 'port on 127.0.0.1'
 complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l accounts -x -d 'generated directory: accounts'

@@ -39,6 +39,23 @@ def control(state: State, request: Request) -> Response:
         return json_response(state.settings.as_dict())
 
 
+def directory(state: State, request: Request) -> Response:
+    """``POST /_directory``: replace the accounts and roles (same JSON as ``--directory``); answers the count.
+
+    Tokens stay valid, so a client sees assignments appear and vanish as an admin changes them.
+    """
+    from ssocred.emulator.directory import parse, seeded
+
+    try:
+        data = json.loads(request.body or b"{}")
+        replaced = parse(data, seeded("file", 0))
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
+        raise ApiError("InvalidRequestException", 400, str(exc)) from None
+    with state.lock:
+        state.directory = replaced
+    return json_response({"accounts": len(replaced.accounts)})
+
+
 def revoke(state: State, request: Request) -> Response:
     """``POST /_revoke``: revoke every access and refresh token."""
     with state.lock:

@@ -52,6 +52,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "/_reset"): Route(None, "control", control.reset),
     ("POST", "/_control"): Route(None, "control", control.control),
     ("POST", "/_revoke"): Route(None, "control", control.revoke),
+    ("POST", "/_directory"): Route(None, "control", control.directory),
 }
 
 
@@ -152,13 +153,26 @@ def _handle(state: State, route: Route, request: Request) -> Response:
     """Count, delay, maybe inject a fault, then run the handler; all before any state change."""
     if route.operation:
         state.count(route.operation)
-    if route.style in _API_STYLES:
-        latency = state.settings.latency_ms
-        if latency:
-            time.sleep(latency / 1000)
-        fault = state.draw_fault()
-        if fault:
-            return errors.render(route.style, errors.injected(route.style, fault), request.request_id)
+    if route.style not in _API_STYLES:
+        return _run(state, route, request)
+    state.enter()
+    try:
+        return _answer(state, route, request)
+    finally:
+        state.leave()
+
+
+def _answer(state: State, route: Route, request: Request) -> Response:
+    latency = state.settings.latency_ms
+    if latency:
+        time.sleep(latency / 1000)
+    fault = state.draw_fault()
+    if fault:
+        return errors.render(route.style, errors.injected(route.style, fault), request.request_id)
+    return _run(state, route, request)
+
+
+def _run(state: State, route: Route, request: Request) -> Response:
     try:
         return route.handler(state, request)
     except errors.ApiError as error:

@@ -130,6 +130,8 @@ class Stats:
     create_token: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GRANT_KEYS.values(), 0))
     refresh_token_reuse_rejected: int = 0
     injected: dict[str, int] = field(default_factory=lambda: {"fail": 0, "throttle": 0})
+    #: The most API requests that were being answered at the same moment.
+    in_flight_max: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -138,6 +140,7 @@ class Stats:
             "create_token": dict(self.create_token),
             "refresh_token_reuse_rejected": self.refresh_token_reuse_rejected,
             "injected": dict(self.injected),
+            "in_flight_max": self.in_flight_max,
         }
 
 
@@ -161,11 +164,23 @@ class State:
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.keys: dict[str, IssuedKey] = {}
+        self.in_flight = 0
 
     @staticmethod
     def now() -> float:
         """Current time, epoch seconds."""
         return time.time()
+
+    def enter(self) -> None:
+        """An API request starts being answered (for ``in_flight_max``)."""
+        with self.lock:
+            self.in_flight += 1
+            self.stats.in_flight_max = max(self.stats.in_flight_max, self.in_flight)
+
+    def leave(self) -> None:
+        """An API request has been answered."""
+        with self.lock:
+            self.in_flight -= 1
 
     def count(self, operation: str) -> None:
         """Count one received request for an operation."""

@@ -89,3 +89,26 @@ def age_last_request(session: str, account: str, role: str, seconds: float) -> f
     aged = dataclasses.replace(entry, last_requested_at=entry.last_requested_at - seconds)
     IndexFile(store.index_path(), 10).update(lambda ix: ix.with_creds(aged))
     return aged.last_requested_at
+
+
+def run_on_a_terminal(argv: list[str], stdout_path: Path) -> tuple[int, str]:
+    """Run ``argv`` with a pseudo-terminal as its controlling terminal and stdout to a file."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the pty is /dev/tty; stdout goes to the file, as botocore's pipe would
+        out = os.open(stdout_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.execvpe(argv[0], argv, dict(os.environ))
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")

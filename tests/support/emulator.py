@@ -65,6 +65,10 @@ class RunningEmulator:
         """``POST /_revoke``: revoke every access and refresh token."""
         self._call("POST", "/_revoke", {})
 
+    def set_directory(self, directory: dict[str, Any]) -> None:
+        """``POST /_directory``: replace the accounts and roles at run time."""
+        self._call("POST", "/_directory", directory)
+
     def env(self) -> dict[str, str]:
         """Environment variables that point botocore's sso-oidc, sso and sts clients here."""
         return {

@@ -1,0 +1,122 @@
+"""The doctor checks that reach the SSO portal: the CA bundle, the endpoint, and the role assignment.
+
+Example: ``ctx = Context("dev", None); endpoint(ctx).summary`` reads ``https://... answers (HTTP 401)``
+"""
+
+from __future__ import annotations
+
+import os
+
+from ssocred.checks import FAIL, PASS, SKIP, WARN, Check, Context
+from ssocred.configparse import clean, section_label
+from ssocred.errors import SsocredError
+
+#: Sent as the bearer token of the reachability probe: any answer, even 401, proves the way is open.
+PROBE_TOKEN = "ssocred-doctor-probe"  # noqa: S105 - a placeholder, not a credential
+
+
+# --- 6. ca_bundle ---------------------------------------------------------------------------------
+
+
+def ca_bundle(ctx: Context) -> Check:
+    """``AWS_CA_BUNDLE`` (else the profile's ``ca_bundle``) holds PEM certificates: ``ca_bundle(ctx).summary``."""
+    import ssl
+
+    value = os.environ.get("AWS_CA_BUNDLE")
+    source, unset = "AWS_CA_BUNDLE", "unset AWS_CA_BUNDLE"
+    if not value and ctx.cfg is not None:
+        name = ctx.profile or "default"
+        prof = ctx.cfg.profiles.get(name)
+        value = prof.values.get("ca_bundle") if prof else None
+        source = f"ca_bundle in {section_label('profile', name)}"
+        unset = f"remove ca_bundle from {section_label('profile', name)}"
+    if not value:
+        return Check("ca_bundle", PASS, "no CA bundle set: the system/certifi default is used")
+    path = os.path.expanduser(value)
+    fix = f"point {source} at your proxy's CA certificate file (PEM), or {unset}"
+    ctx.ca_ok = False
+    if not os.path.exists(path):
+        return Check("ca_bundle", FAIL, f"{source} is {clean(value)}, which does not exist", fix)
+    if not os.path.isfile(path):
+        return Check("ca_bundle", FAIL, f"{source} is {clean(value)}, which is not a file", fix)
+    try:
+        count = ssl.create_default_context(cafile=path).cert_store_stats()["x509"]
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, ssl.SSLError) and exc.reason else type(exc).__name__
+        return Check("ca_bundle", FAIL, f"{source} ({clean(value)}) holds no usable PEM certificate ({reason})", fix)
+    ctx.ca_ok = True
+    return Check("ca_bundle", PASS, f"{source} = {clean(value)} ({count} certificate{'s' if count != 1 else ''})")
+
+
+# --- 7. endpoint ----------------------------------------------------------------------------------
+
+
+def endpoint(ctx: Context) -> Check:
+    """The SSO portal answers at the URL botocore uses (overrides, proxy and CA applied): ``endpoint(ctx).status``."""
+    from ssocred import awsclient
+
+    if ctx.target is None:
+        return Check("endpoint", SKIP, "no SSO region known (see config)")
+    if not ctx.ca_ok:
+        return Check("endpoint", SKIP, "the CA bundle is unusable (see ca_bundle)")
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        # One attempt, short timeouts: the normal client's retries are far too slow for a diagnosis.
+        client = awsclient.client("sso", ctx.target.region, attempts=1, timeout=10)
+    except (BotoCoreError, SsocredError) as exc:
+        return Check("endpoint", FAIL, f"cannot create the SSO portal client: {exc}",
+                     "check sso_region and AWS_ENDPOINT_URL_SSO")
+    url = str(client.meta.endpoint_url)
+    try:
+        client.list_accounts(accessToken=PROBE_TOKEN, maxResults=1)
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        ctx.endpoint_ok = True
+        return Check("endpoint", PASS, f"{url} answers (HTTP {status})")
+    except Exception as exc:
+        if not awsclient.is_network_error(exc):
+            return Check("endpoint", FAIL, f"the request to {url} failed ({type(exc).__name__})",
+                         "check sso_region and AWS_ENDPOINT_URL_SSO")
+        err = awsclient.network_error(exc, url)
+        return Check("endpoint", FAIL, err.message, err.fix)
+    ctx.endpoint_ok = True
+    return Check("endpoint", PASS, f"{url} answers (HTTP 200)")
+
+
+# --- 8. access ------------------------------------------------------------------------------------
+
+
+def access(ctx: Context) -> Check:
+    """The profile's role is among ListAccountRoles of its account: ``access(ctx).summary``."""
+    from ssocred.errors import AccessDenied
+    from ssocred.portal import Portal, TokenRejected
+
+    if not (ctx.account and ctx.role):
+        return Check("access", SKIP, "no account and role to check (select a profile that names them)")
+    if ctx.token is None or ctx.target is None:
+        return Check("access", SKIP, "no usable SSO token (see token)")
+    if not ctx.endpoint_ok:
+        return Check("access", SKIP, "the SSO portal cannot be reached (see endpoint)")
+    account, role = clean(ctx.account), clean(ctx.role)
+    fix = ("ask an admin to assign it (they can check with ssocred discover or aws sso-admin "
+           "list-account-assignments); ssocred accounts lists what you have")
+    try:
+        portal = Portal(ctx.target.region)
+        try:
+            roles = portal.roles(ctx.token.access_token, ctx.account)
+        except AccessDenied:
+            ids = ", ".join(a.account_id for a in portal.accounts(ctx.token.access_token)) or "none"
+            return Check("access", FAIL, f"role {role} is not assigned to you in account {account} (you have no role "
+                         f"in that account; your accounts: {ids})", fix)
+    except TokenRejected:
+        # Revoked on the service side (a logout elsewhere): the token check could not know.
+        ctx.results["token"] = Check("token", FAIL, f"the portal rejected the token of SSO session "
+                                     f"'{clean(ctx.key or '')}' (revoked or logged out elsewhere)", ctx.login_fix())
+        return Check("access", SKIP, "no usable SSO token (see token)")
+    except SsocredError as exc:
+        return Check("access", WARN, f"could not list your roles: {exc.message}", exc.fix)
+    if ctx.role in roles:
+        return Check("access", PASS, f"role {role} is assigned to you in account {account}")
+    have = ", ".join(clean(r) for r in roles) or "none"
+    return Check("access", FAIL, f"role {role} is not assigned to you in account {account} (you have: {have})", fix)

@@ -1,0 +1,78 @@
+"""Text layouts of accounts, configure, configure populate and whoami (render.py picks them by kind).
+
+Example: ``text_whoami({"profile": "dev", "account": "1", "arn": "arn:...", "user_id": "AROA:me"})``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned columns: ``table([["1", "a"]], ["ID", "NAME"])``."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+def text_accounts(d: dict[str, Any]) -> str:
+    """One line per account × role."""
+    if not d["accounts"]:
+        return f"No AWS account is assigned to you in SSO session '{d['session']}'."
+    rows = [[a["account_id"], a["name"], ", ".join(a["roles"]) or "(no roles)"] for a in d["accounts"]]
+    roles = sum(len(a["roles"]) for a in d["accounts"])
+    return (table(rows, ["ACCOUNT", "NAME", "ROLES"])
+            + f"\n\n{len(d['accounts'])} accounts, {roles} roles in SSO session '{d['session']}'.")
+
+
+def text_populate(d: dict[str, Any]) -> str:
+    """The diff (dry run) or what was written, then a summary."""
+    lines = []
+    if d["dry_run"]:
+        lines.append(d["diff"] or f"No change to {d['config']}.")
+    for name in d["added"]:
+        lines.append(f"  + {name}")
+    for r in d["renamed"]:
+        lines.append(f"  ~ {r['from']} -> {r['to']}")
+    for name in d["updated"]:
+        lines.append(f"  * {name}")
+    for name in d["removed"]:
+        lines.append(f"  - {name}")
+    for name in d["skipped"]:
+        lines.append(f"  ! {name}: a profile ssocred does not manage has this name; left alone")
+    verb = "would change" if d["dry_run"] else "changed"
+    summary = (f"{d['profiles']} profiles for {d['accounts']} accounts of SSO session '{d['session']}': "
+               f"{len(d['added'])} added, {len(d['renamed'])} renamed, {len(d['updated'])} updated, "
+               f"{len(d['removed'])} removed, {d['unchanged']} unchanged.")
+    if not d["changed"]:
+        summary += f" {d['config']} is up to date."
+    elif not d["dry_run"]:
+        summary += f" Wrote {d['config']}."
+    else:
+        summary += f" ({verb}; nothing written)"
+    lines.append(summary)
+    return "\n".join(lines)
+
+
+def text_configure(d: dict[str, Any]) -> str:
+    """What configure wrote and how to use it."""
+    lines = [f"SSO session '{d['session']}' ({d['start_url']}, {d['sso_region']}) is in {d['config']}."]
+    if d.get("populate"):
+        lines.append(text_populate(d["populate"]))
+        lines.append("Use any of them, e.g.: aws sts get-caller-identity --profile NAME")
+    elif d.get("profile"):
+        lines.append(f"Profile '{d['profile']}': account {d['account_id']}, role {d['role_name']}.")
+        lines.append(f"Try it: ssocred whoami --profile {d['profile']}   (or: aws s3 ls --profile {d['profile']})")
+    return "\n".join(lines)
+
+
+def text_whoami(d: dict[str, Any]) -> str:
+    """Account, ARN and user id."""
+    who = f"profile '{d['profile']}'" if d["profile"] else "the default credentials"
+    source = f" (credentials from {d['credential_source']})" if d.get("credential_source") else ""
+    return "\n".join([
+        f"Account: {d['account']}",
+        f"ARN:     {d['arn']}",
+        f"UserId:  {d['user_id']}",
+        f"as {who}{source}",
+    ])
