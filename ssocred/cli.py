@@ -222,8 +222,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pop.add_argument("--sso-session", metavar="S", help="the [sso-session] to populate (default: the only one)")
     pop.add_argument("--template", metavar="T", default="{account_name}.{role_name}",
                      help="profile name template (default {account_name}.{role_name})")
-    pop.add_argument("--region", metavar="R", help="region = R in each profile")
-    pop.add_argument("--output", metavar="FMT", help="output = FMT in each profile")
+    pop.add_argument("--region", metavar="R", help="region = R in each profile (default: the SSO region)")
+    pop.add_argument("--output", choices=("json", "yaml", "yaml-stream", "text", "table"),
+                     help="output = FMT in each profile")
     pop.add_argument("--prune", action="store_true",
                      help="remove managed profiles whose account or role no longer exists")
     pop.add_argument("--dry-run", action="store_true", help="print the change as a diff; write nothing")

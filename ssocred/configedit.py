@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 MANAGED_KEY = "ssocred_managed"
+#: A ``key = value`` line whose value must not be shown (keys with "secret" or "token" in the name).
+_SECRET_LINE = re.compile(r"^([ +-]?\s*[\w.-]*(?:secret|token)[\w.-]*\s*[=:]\s*)(\S.*?)?(\r?\n?)$", re.I)
 _LOCK_TIMEOUT = 30.0
 
 
@@ -190,10 +193,13 @@ def _append(text: str, blocks: list[str]) -> str:
 
 
 def diff(old: str, new: str, shown: str) -> str:
-    """A unified diff of two config texts (empty when equal)."""
+    """A unified diff of two config texts (empty when equal); values of secret keys are masked.
+
+    Example: a context line ``aws_secret_access_key = abc`` is shown as ``aws_secret_access_key = ****``.
+    """
     lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
                                  fromfile=f"{shown} (now)", tofile=f"{shown} (after)")
-    return "".join(lines)
+    return "".join(_SECRET_LINE.sub(r"\1****\3", line) for line in lines)
 
 
 def edit(change: Callable[[str, str], tuple[str, T]], *, dry_run: bool = False,

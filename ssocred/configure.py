@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> Report:
         data["populate"] = write_profiles(name, result, template=DEFAULT_TEMPLATE, region=region, output=output,
                                           prune=False, dry_run=False)
         return Report("configure", data)
-    account, role = chosen[0], _role(args, asker, chosen)
+    account, role = chosen, _role(args, asker, chosen)
     data["profile"] = _write_profile(args, asker, name, account, role, region, output)
     data["account_id"], data["role_name"] = account.account.account_id, role
     return Report("configure", data)
@@ -174,15 +174,16 @@ def _login(args: argparse.Namespace, name: str, asker: Asker) -> str:
     return str(report.data["flow"])
 
 
-def _account(args: argparse.Namespace, asker: Asker, accounts: tuple[AccountRoles, ...]) -> tuple[AccountRoles] | None:
+def _account(args: argparse.Namespace, asker: Asker, accounts: tuple[AccountRoles, ...]) -> AccountRoles | None:
+    """The chosen account, or None for "all" (a profile per account and role)."""
     by_id = {a.account.account_id: a for a in accounts}
     if args.account_id:
         if args.account_id not in by_id:
             raise AccessDenied(f"account {args.account_id} is not among your {len(accounts)} accounts",
                                fix="run: ssocred accounts (an admin can check: ssocred discover)")
-        return (by_id[args.account_id],)
+        return by_id[args.account_id]
     if len(accounts) == 1 and args.no_input:
-        return (accounts[0],)
+        return accounts[0]
     asker.say(f"There {'is 1 AWS account' if len(accounts) == 1 else f'are {len(accounts)} AWS accounts'} "
               "available to you:")
     for i, a in enumerate(accounts, 1):
@@ -197,11 +198,10 @@ def _account(args: argparse.Namespace, asker: Asker, accounts: tuple[AccountRole
                        default="1" if len(accounts) == 1 else None, check=check)
     if answer == "all":
         return None
-    return (by_id[answer] if answer in by_id else accounts[int(answer) - 1],)
+    return by_id[answer] if answer in by_id else accounts[int(answer) - 1]
 
 
-def _role(args: argparse.Namespace, asker: Asker, chosen: tuple[AccountRoles]) -> str:
-    account = chosen[0]
+def _role(args: argparse.Namespace, asker: Asker, account: AccountRoles) -> str:
     roles = list(account.roles)
     if not roles:
         raise AccessDenied(f"you have no role in account {account.account.account_id}",

@@ -110,6 +110,12 @@ def populate(args: argparse.Namespace) -> Report:
         check_template(args.template)
     except ValueError as exc:
         raise UsageError(str(exc), fix="e.g. --template '{account_name}.{role_name}'") from None
+    if args.region:
+        from ssocred.configure import check_region
+
+        problem = check_region(args.region)
+        if problem:
+            raise UsageError(f"--region: {problem}", fix="e.g. --region eu-west-1")
     target = _session(None, args.sso_session)
     session = _session_name(target)
     result = _walk(session, args)

@@ -161,13 +161,16 @@ def test_prune_removes_exactly_the_vanished_profiles(sso: RunningEmulator) -> No
 
 
 def test_dry_run_prints_a_diff_and_writes_nothing(sso: RunningEmulator) -> None:
-    write_config(USER_TEXT + session_config("corp"))
+    # The user's static keys come last, so they are the diff's context lines.
+    write_config(session_config("corp") + "\n" + USER_TEXT.rstrip("\n") + "\naws_session_token = tok-value\n")
     assert run("login").returncode == 0
     before = _config().read_bytes()
     r = run("configure", "populate", "--sso-session", "corp", "--dry-run")
     assert r.returncode == 0, r.stderr
     assert "+[profile Development.AdministratorAccess]" in r.stdout
     assert "+credential_process = " in r.stdout and "nothing written" in r.stdout
+    assert " aws_session_token = ****" in r.stdout and " region = eu-central-1" in r.stdout
+    assert "tok-value" not in r.stdout and "not-a-real-secret" not in r.stdout
     assert _config().read_bytes() == before
 
 
@@ -195,6 +198,8 @@ def test_template_names_are_safe_and_unmanaged_names_are_left_alone(sso: Running
     r = run("configure", "populate", "--sso-session", "corp", "--template", "{account}.{role_name}")
     assert r.returncode == EXIT_USAGE
     assert r.stderr.count("\n") == 1 and "{account_name}" in r.stderr and "Traceback" not in r.stderr
+    r = run("configure", "populate", "--sso-session", "corp", "--region", "eu west 1")
+    assert r.returncode == EXIT_USAGE and "not a region name" in r.stderr and r.stderr.count("\n") == 1
 
 
 def test_file_mode_and_symlink_are_kept(sso: RunningEmulator, tmp_path: Path) -> None:
