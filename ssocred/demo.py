@@ -65,6 +65,19 @@ def _choose_store(tmp: Path) -> str:
             "outside the demo ssocred refuses to run without an OS keyring")
 
 
+def _ssocred(*args: str, check: bool = True) -> str:
+    """Run ``ssocred ARGS`` as a new process, as a user or an SDK would; its stdout."""
+    out = subprocess.run([sys.executable, "-m", "ssocred", *args], capture_output=True, text=True, check=False,
+                         timeout=120)
+    if check and out.returncode != 0:
+        raise ServiceError(f"ssocred {args[0]} failed: {out.stderr.strip()}")
+    return out.stdout
+
+
+def _show(text: str) -> None:
+    print("   " + text.strip("\n").rstrip().replace("\n", "\n   "))
+
+
 def _mask(value: str) -> str:
     return value[:4] + "..." if len(value) > 8 else "..."
 
@@ -92,7 +105,6 @@ def run(keep: bool = False) -> int:
         store_desc = _choose_store(tmp)
         print(f"   credential store: {store_desc}")
 
-        from ssocred import portal as portal_mod
         from ssocred.login import LoginRequest, login
         from ssocred.store import Store
 
@@ -104,40 +116,30 @@ def run(keep: bool = False) -> int:
         print(f"   logged in; token valid for {int(result.token.lifetime)} s, "
               f"refreshable: {result.token.refreshable(result.token.issued_at)}")
 
-        _step(3, "Accounts and roles you can use (portal ListAccounts / ListAccountRoles)")
-        portal = portal_mod.Portal(REGION)
-        accounts = portal.accounts(result.token.access_token)
-        first_role = ""
-        for acct in accounts:
-            roles = portal.roles(result.token.access_token, acct.account_id)
-            first_role = first_role or roles[0]
-            print(f"   {acct.account_id}  {acct.name:<20} {', '.join(roles)}")
-        account = accounts[0].account_id
-
-        _step(4, "A profile that gets its credentials from ssocred")
-        line = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "ssocred", "process"))
-        config = (
-            f"[sso-session {SESSION}]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
-            f"sso_registration_scopes = sso:account:access\n\n"
-            f"[profile demo]\ncredential_process = {line} --sso-session {SESSION} "
-            f"--account-id {account} --role-name {first_role}\nregion = {REGION}\n"
+        (tmp / "config").write_text(
+            f"# written by hand: kept as it is\n[sso-session {SESSION}]\nsso_start_url = {START_URL}\n"
+            f"sso_region = {REGION}\nsso_registration_scopes = sso:account:access\n"
         )
-        (tmp / "config").write_text(config)
-        print("   " + config.replace("\n", "\n   ").rstrip())
+        _step(3, "ssocred accounts: the accounts and roles you can use")
+        _show(_ssocred("accounts", "--sso-session", SESSION))
 
-        _step(5, "ssocred process prints credential_process JSON (secrets shortened here)")
-        out = subprocess.run([sys.executable, "-m", "ssocred", "process", "--sso-session", SESSION,
-                              "--account-id", account, "--role-name", first_role],
-                             capture_output=True, text=True, check=False, timeout=120)
-        if out.returncode != 0:
-            raise ServiceError(f"ssocred process failed: {out.stderr.strip()}")
-        creds = json.loads(out.stdout)
+        _step(4, "ssocred configure populate: a profile per account and role, using credential_process")
+        _show(_ssocred("configure", "populate", "--sso-session", SESSION))
+        written = (tmp / "config").read_text()
+        profile = written.split("[profile ", 1)[1].split("]", 1)[0]
+        section = written[written.index(f"[profile {profile}]"):]
+        _show(section.split("\n\n", 1)[0])
+
+        _step(5, f"ssocred process for profile {profile}: credential_process JSON (secrets shortened here)")
+        line = written.split(f"[profile {profile}]\ncredential_process = ", 1)[1].split("\n", 1)[0]
+        creds = json.loads(_ssocred(*shlex.split(line)[shlex.split(line).index("process"):]))
         for key in ("SecretAccessKey", "SessionToken"):
             creds[key] = _mask(creds[key])
         print("   " + json.dumps(creds))
 
-        _step(6, "Real boto3 in a new process: Session(profile_name='demo').client('sts').get_caller_identity()")
-        code = ("import boto3, json; i = boto3.Session(profile_name='demo').client('sts')"
+        _step(6, f"Real boto3 in a new process: Session(profile_name={profile!r}).client('sts')"
+                 ".get_caller_identity()")
+        code = (f"import boto3, json; i = boto3.Session(profile_name={profile!r}).client('sts')"
                 ".get_caller_identity(); print(json.dumps({k: i[k] for k in ('Account', 'Arn', 'UserId')}))")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
                              timeout=120)
@@ -146,10 +148,11 @@ def run(keep: bool = False) -> int:
         ident = json.loads(out.stdout)
         print(f"   Account {ident['Account']}\n   Arn     {ident['Arn']}\n   UserId  {ident['UserId']}")
 
-        _step(7, "ssocred status")
-        status = subprocess.run([sys.executable, "-m", "ssocred", "status"], capture_output=True, text=True,
-                                check=False, timeout=60)
-        print("   " + status.stdout.strip().replace("\n", "\n   "))
+        _step(7, f"ssocred doctor --profile {profile}")
+        _show(_ssocred("doctor", "--profile", profile, check=False))
+
+        _step(8, "ssocred status")
+        _show(_ssocred("status"))
         print("\nDone: the demo logged in once and every later step reused the stored token.")
         return 0
     finally:

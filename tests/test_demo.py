@@ -10,8 +10,12 @@ from tests.support.cli import run
 
 
 def _check(out: str) -> None:
-    for step in range(1, 8):
+    for step in range(1, 9):
         assert f"== {step}. " in out
+    assert "2 accounts, 4 roles in SSO session 'demo'." in out  # ssocred accounts
+    assert "4 profiles for 2 accounts of SSO session 'demo': 4 added" in out  # configure populate
+    assert "ssocred_managed = demo" in out
+    assert "PASS  access" in out and "no check failed" in out  # doctor
     assert '"Version": 1' in out
     assert "Arn     arn:aws:sts::" in out and ":assumed-role/" in out
     assert "demo: logged in" in out
