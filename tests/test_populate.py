@@ -300,3 +300,26 @@ def test_rate_limit_keeps_the_pace() -> None:
     # A lower bound only: past the burst of 5, 30 calls at 100/s cannot take less than 0.3 s.
     assert time.monotonic() - start >= 0.29
     assert limit.calls == 35
+
+
+def test_parallel_edits_lose_nothing(sso: RunningEmulator) -> None:
+    # A long file widens each edit's read-change-write window to a good part of a second.
+    notes = "".join(f"# note {i}: {'x' * 100}\n" for i in range(20000))
+    write_config(USER_TEXT + notes + session_config("corp") + "\n" + session_config("other"))
+    assert run("login", "--sso-session", "corp").returncode == 0
+    assert run("login", "--sso-session", "other").returncode == 0
+    # Each process reads, changes and replaces the file: without the lock, one would undo another.
+    procs = [
+        subprocess.Popen([*ssocred_argv(), "configure", "populate", "--sso-session", session,
+                          "--template", "{session}-{account_name}.{role_name}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for session in ("corp", "other") * 4
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    profiles = _profiles_in_botocore()
+    managed = sorted(n for n, p in profiles.items() if p.get("ssocred_managed"))
+    assert managed == sorted(f"{s}-{n}" for s in ("corp", "other") for n in (
+        "Development.AdministratorAccess", "Development.ReadOnlyAccess", "Production.ReadOnlyAccess"))
+    assert _config().read_text().startswith(USER_TEXT)
