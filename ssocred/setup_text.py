@@ -30,14 +30,10 @@ def text_populate(d: dict[str, Any]) -> str:
     lines = []
     if d["dry_run"]:
         lines.append(d["diff"] or f"No change to {d['config']}.")
-    for name in d["added"]:
-        lines.append(f"  + {name}")
-    for r in d["renamed"]:
-        lines.append(f"  ~ {r['from']} -> {r['to']}")
-    for name in d["updated"]:
-        lines.append(f"  * {name}")
-    for name in d["removed"]:
-        lines.append(f"  - {name}")
+    lines += _some("+", d["added"])
+    lines += _some("~", [f"{r['from']} -> {r['to']}" for r in d["renamed"]])
+    lines += _some("*", d["updated"])
+    lines += _some("-", d["removed"])
     for name in d["skipped"]:
         lines.append(f"  ! {name}: a profile ssocred does not manage has this name; left alone")
     verb = "would change" if d["dry_run"] else "changed"
@@ -52,6 +48,14 @@ def text_populate(d: dict[str, Any]) -> str:
         summary += f" ({verb}; nothing written)"
     lines.append(summary)
     return "\n".join(lines)
+
+
+def _some(mark: str, names: list[str], most: int = 25) -> list[str]:
+    """One line per name, at most ``most`` of them (``--json`` lists them all)."""
+    lines = [f"  {mark} {name}" for name in names[:most]]
+    if len(names) > most:
+        lines.append(f"  {mark} ... and {len(names) - most} more (--json lists them all)")
+    return lines
 
 
 def text_configure(d: dict[str, Any]) -> str:

@@ -176,3 +176,16 @@ def test_configure_refuses_a_profile_botocore_would_route_around(sso: RunningEmu
     assert r.returncode == EXIT_CONFIG and "route around credential_process" in r.stderr
     assert _config_text().startswith(before.rstrip("\n"))
     assert "credential_process" not in _config_text()
+
+
+def test_populate_text_lists_at_most_25_names_per_kind() -> None:
+    from ssocred.setup_text import text_populate
+
+    data = {"dry_run": False, "added": [f"p{i}" for i in range(30)], "renamed": [], "updated": [],
+            "removed": ["gone"], "skipped": [], "profiles": 30, "accounts": 15, "session": "corp", "unchanged": 0,
+            "changed": True, "config": "~/.aws/config"}
+    lines = text_populate(data).splitlines()
+    assert lines[:2] == ["  + p0", "  + p1"] and "  + p24" in lines and "  + p25" not in lines
+    assert "  + ... and 5 more (--json lists them all)" in lines and "  - gone" in lines
+    assert lines[-1].startswith("30 profiles for 15 accounts of SSO session 'corp': 30 added") and \
+        lines[-1].endswith("Wrote ~/.aws/config.")
