@@ -179,6 +179,19 @@ def _upsert(text: str, shown: str, header: str, values: Mapping[str, str]) -> st
     return _append(str(updater), [_block(header, values)])
 
 
+def sso_session_values(start_url: str, region: str, scopes: tuple[str, ...]) -> dict[str, str]:
+    """The keys of an ``[sso-session]``: ``sso_session_values(url, "us-east-1", ("sso:account:access",))``."""
+    values = {"sso_start_url": start_url, "sso_region": region}
+    if scopes:
+        values["sso_registration_scopes"] = ", ".join(scopes)
+    return values
+
+
+def section_text(header: str, values: Mapping[str, str]) -> str:
+    """A section as written: ``section_text("sso-session corp", {"sso_region": "eu-west-1"})``."""
+    return _block(header, values)
+
+
 def _block(header: str, values: Mapping[str, str]) -> str:
     return f"[{header}]\n" + "".join(f"{k} = {v}\n" for k, v in values.items())
 
@@ -235,9 +248,7 @@ def write_sso_session(name: str, start_url: str, region: str, scopes: tuple[str,
 
     Example: ``write_sso_session("corp", "https://d-1.awsapps.com/start", "us-east-1", ("sso:account:access",))``
     """
-    values = {"sso_start_url": start_url, "sso_region": region}
-    if scopes:
-        values["sso_registration_scopes"] = ", ".join(scopes)
+    values = sso_session_values(start_url, region, scopes)
     old, new, _ = edit(lambda text, shown: (sso_session_text(text, shown, name, values), None))
     return old != new
 

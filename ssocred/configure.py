@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from ssocred.errors import AccessDenied, ConfigError, UsageError
+from ssocred.naming import name_problem as check_name
 from ssocred.render import Report
 
 if TYPE_CHECKING:
@@ -70,13 +71,6 @@ def check_start_url(url: str) -> str | None:
 def check_region(region: str) -> str | None:
     """None for a region name like ``eu-west-1``, else a hint."""
     return None if _REGION.match(region) else f"'{region}' is not a region name (e.g. us-east-1, eu-west-1)"
-
-
-def check_name(name: str) -> str | None:
-    """None for a name usable in an INI header and a shell, else a hint."""
-    from ssocred.naming import safe_name
-
-    return None if safe_name(name) == name else f"use letters, digits, '.', '_' and '-' only (e.g. {safe_name(name)})"
 
 
 def check_scopes(scopes: str) -> str | None:

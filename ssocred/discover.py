@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ssocred.configparse import clean
 from ssocred.errors import UsageError
-from ssocred.render import Report
+from ssocred.naming import name_problem
+from ssocred.render import Report, columns
 
 if TYPE_CHECKING:
     from ssocred.admin import Account, Admin, Assignment, Instance, PermissionSet, Principal
@@ -26,8 +27,6 @@ WORKERS = 8
 #: The registration scopes of the written [sso-session].
 SCOPES = ("sso:account:access",)
 _ISO_DURATION = re.compile(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?")
-# What botocore reads back as one word in "[sso-session NAME]" and a shell passes unquoted.
-_SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+=:/-]*")
 
 
 def duration_seconds(iso: str) -> int | None:
@@ -50,10 +49,9 @@ def human_duration(iso: str) -> str:
 
 def session_section(name: str, start_url: str, region: str, scopes: Sequence[str] = SCOPES) -> str:
     """The config text of an sso-session, e.g. ``session_section("corp", url, "us-east-1")``."""
-    lines = [f"[sso-session {name}]", f"sso_start_url = {start_url}", f"sso_region = {region}"]
-    if scopes:
-        lines.append(f"sso_registration_scopes = {', '.join(scopes)}")
-    return "\n".join(lines) + "\n"
+    from ssocred.configedit import section_text, sso_session_values
+
+    return section_text(f"sso-session {name}", sso_session_values(start_url, region, tuple(scopes)))
 
 
 def _parallel(work: Callable[[T], R], items: Sequence[T], label: str) -> list[R]:
@@ -219,7 +217,7 @@ def command(args: argparse.Namespace) -> Report:
     from ssocred.config import display_path
 
     session_name = getattr(args, "session_name", None)
-    if session_name is not None and not _SESSION_NAME.fullmatch(session_name):
+    if session_name is not None and name_problem(session_name):
         raise UsageError(f"--session-name {clean(session_name)!r} is not a usable section name",
                          fix="use letters, digits and . _ - (e.g. --session-name corp)")
     profile = getattr(args, "profile", None) or os.environ.get("AWS_PROFILE") or None
@@ -235,11 +233,6 @@ def command(args: argparse.Namespace) -> Report:
         session["changed"] = write_sso_session(session["name"], session["start_url"], session["region"], SCOPES)
         session["written"] = True
     return Report("discover", data)
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]
 
 
 def _session_duration(s: dict[str, Any]) -> str:
@@ -266,7 +259,7 @@ def text_discover(data: dict[str, Any]) -> str:
     sets = data["permission_sets"]
     lines += ["", f"Permission sets ({len(sets)}):"]
     if sets:
-        lines += ["  " + row for row in _table(
+        lines += ["  " + row for row in columns(
             ("NAME", "SESSION DURATION", "DESCRIPTION"),
             [(clean(s["name"], 60), _session_duration(s), clean(s["description"], 70)) for s in sets])]
     else:
@@ -283,7 +276,7 @@ def text_discover(data: dict[str, Any]) -> str:
     rows = data["assignments"]
     lines += ["", f"Assignments ({len(rows)}):"]
     if rows:
-        lines += ["  " + row for row in _table(
+        lines += ["  " + row for row in columns(
             ("ACCOUNT ID", "ACCOUNT NAME", "PERMISSION SET", "PRINCIPAL TYPE", "PRINCIPAL"),
             [(r["account_id"], clean(r["account_name"], 40) or "-", clean(r["permission_set_name"], 40),
               r["principal_type"], clean(r["principal_name"], 60) + ("" if r["principal_found"] else " (unknown)"))

@@ -54,6 +54,14 @@ def safe_name(text: str) -> str:
     return re.sub(r"-{2,}", "-", cleaned) or "profile"
 
 
+def name_problem(name: str) -> str | None:
+    """None when ``name`` can head an INI section and pass a shell unquoted, else a hint.
+
+    Example: ``name_problem("a b") == "use letters, digits, '.', '_' and '-' only (e.g. a-b)"``
+    """
+    return None if safe_name(name) == name else f"use letters, digits, '.', '_' and '-' only (e.g. {safe_name(name)})"
+
+
 def profile_name(template: str, target: Target, region: str | None = None) -> str:
     """The safe profile name for ``target``: ``profile_name("{account_id}.{role_name}", t) == "1111.Dev"``."""
     values = {

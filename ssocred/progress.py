@@ -34,12 +34,6 @@ class Progress:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
 
-    def grow(self, more: int) -> None:
-        """Add ``more`` to the total (work found while working, e.g. another page)."""
-        with self._lock:
-            self.total += more
-        self._draw()
-
     def advance(self, step: int = 1) -> None:
         """Count ``step`` units as done."""
         with self._lock:

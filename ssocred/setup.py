@@ -81,10 +81,12 @@ def write_profiles(session: str, result: Walk, *, template: str, region: str | N
     names = assign_names(template, targets, region)
     command = command_word()
     desired = {n: (t, profile_values(command, t, region=region, output=output)) for n, t in names.items()}
+    path = configedit.config_path()
     old, new, changes = configedit.edit(
-        lambda text, shown: configedit.populate_text(text, shown, session, desired, prune=prune), dry_run=dry_run
+        lambda text, shown: configedit.populate_text(text, shown, session, desired, prune=prune),
+        dry_run=dry_run, path=path,
     )
-    shown = display_path(configedit.config_path())
+    shown = display_path(path)
     return {
         "session": session,
         "config": shown,
@@ -126,8 +128,6 @@ def populate(args: argparse.Namespace) -> Report:
 
 def configure(args: argparse.Namespace) -> Report:
     """``ssocred configure``: the interactive set-up (every question has a flag)."""
-    if getattr(args, "configure_command", None) == "populate":
-        return populate(args)
     from ssocred.configure import run
 
     return run(args)

@@ -7,12 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """Left-aligned columns: ``table([["1", "a"]], ["ID", "NAME"])``."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
-    return "\n".join(lines)
+from ssocred.render import columns
 
 
 def text_accounts(d: dict[str, Any]) -> str:
@@ -21,7 +16,7 @@ def text_accounts(d: dict[str, Any]) -> str:
         return f"No AWS account is assigned to you in SSO session '{d['session']}'."
     rows = [[a["account_id"], a["name"], ", ".join(a["roles"]) or "(no roles)"] for a in d["accounts"]]
     roles = sum(len(a["roles"]) for a in d["accounts"])
-    return (table(rows, ["ACCOUNT", "NAME", "ROLES"])
+    return ("\n".join(columns(["ACCOUNT", "NAME", "ROLES"], rows))
             + f"\n\n{len(d['accounts'])} accounts, {roles} roles in SSO session '{d['session']}'.")
 
 

@@ -30,11 +30,10 @@ class AccountRoles:
 
 @dataclass(frozen=True)
 class Walk:
-    """The result of a walk: accounts sorted by name then id, and the number of portal requests made."""
+    """The result of a walk: accounts sorted by name then id."""
 
     session: str
     accounts: tuple[AccountRoles, ...]
-    requests: int
 
 
 class RateLimit:
@@ -89,7 +88,7 @@ def walk(store: Store, session: str, *, max_workers: int = 16, rate: float = 200
     except TokenRejected:
         raise login_required(session, "was rejected by the portal (expired or revoked)") from None
     ordered = sorted(listed, key=lambda a: (a.account.name.lower(), a.account.account_id))
-    return Walk(session, tuple(ordered), limit.calls)
+    return Walk(session, tuple(ordered))
 
 
 def _roles(portal: Portal, token: str, accounts: list[Account], workers: int, label: str) -> list[AccountRoles]:
@@ -107,8 +106,7 @@ def _failure(exc: BaseException, account: Account, total: int) -> BaseException:
     from ssocred.portal import TokenRejected
 
     if isinstance(exc, SsocredError):
-        exc.message = f"listing the roles of account {account.account_id} failed: {exc.message}"
-        return exc
+        return type(exc)(f"listing the roles of account {account.account_id} failed: {exc.message}", fix=exc.fix)
     if isinstance(exc, TokenRejected) or not isinstance(exc, Exception):
         return exc
     return ServiceError(
