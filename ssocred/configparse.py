@@ -52,6 +52,20 @@ def read_sections(text: str, path: str) -> dict[str, dict[str, str]]:
     return sections
 
 
+def _shown(line: str) -> str:
+    """A bad line as an error may quote it: the key only, never a value (it may be a secret key).
+
+    Example: ``_shown("aws_secret_access_key = abc") == "aws_secret_access_key = …"``
+    """
+    key, sep, _value = line.partition("=")
+    if not sep:
+        key, sep, _value = line.partition(":")
+    if sep:
+        return f"{clean(key.strip(), 60)} {sep} …"
+    # No key: the line may be a pasted secret on its own.
+    return f"a line of {len(line.strip())} characters"
+
+
 def _syntax_error(exc: Exception, text: str, path: str) -> ConfigError:
     import configparser
 
@@ -65,7 +79,7 @@ def _syntax_error(exc: Exception, text: str, path: str) -> ConfigError:
         if lineno == 1 and line.startswith("\ufeff"):
             return ConfigError(f"{path} starts with a byte order mark", fix="save it as UTF-8 without BOM")
         return ConfigError(
-            f"{where} is outside any section: {clean(line)}",
+            f"{where} is outside any section: {_shown(line)}",
             fix="put a section header such as [default] or [profile NAME] above it, or delete it",
         )
     if isinstance(exc, configparser.DuplicateSectionError):
@@ -80,7 +94,7 @@ def _syntax_error(exc: Exception, text: str, path: str) -> ConfigError:
         )
     if isinstance(exc, configparser.ParsingError):
         return ConfigError(
-            f"{where} is neither a [section], a comment nor key = value: {clean(line)}",
+            f"{where} is neither a [section], a comment nor key = value: {_shown(line)}",
             fix="fix or delete that line (comments start with # or ;)",
         )
     return ConfigError(f"{path} cannot be parsed: {clean(str(exc))}", fix="fix its syntax")

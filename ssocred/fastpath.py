@@ -132,6 +132,8 @@ def parse_reply(data: bytes) -> tuple[int, bytes] | None:
 
 
 def _exchange(request: bytes) -> tuple[int, bytes] | None:
+    if not rundir.private(rundir.runtime_dir()):
+        return None  # a socket there could be anyone's: do the work without the daemon
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT)

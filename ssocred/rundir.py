@@ -27,6 +27,20 @@ def runtime_dir() -> str:
     return os.path.join(os.environ.get("TMPDIR") or "/tmp", f"{APP}-{os.getuid()}")  # noqa: S108 - 0700, owner-checked
 
 
+def private(path: str) -> bool:
+    """Whether ``path`` is a directory of this user that nobody else can enter or write.
+
+    The client checks this before trusting a socket in it: in a shared /tmp another user could
+    have made the directory first and put a socket of their own there.
+    Example: ``private(runtime_dir())``
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
 def socket_path() -> str:
     """The daemon's Unix socket: ``runtime_dir()/daemon.sock``."""
     return os.path.join(runtime_dir(), "daemon.sock")

@@ -213,7 +213,7 @@ def test_empty_text_gives_an_empty_config() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("region = x\n", "~/.aws/config line 1 is outside any section: region = x"),
+        ("region = x\n", "~/.aws/config line 1 is outside any section: region = …"),
         ("[a]\nx = 1\njunk\n", "~/.aws/config line 3 is neither"),
         ("[a]\n= 1\n", "~/.aws/config line 2 is neither"),
         ("[profile a]\n[b]\n[profile a]\n", "~/.aws/config line 3 repeats the section [profile a]"),
@@ -223,6 +223,15 @@ def test_empty_text_gives_an_empty_config() -> None:
 )
 def test_syntax_errors_name_the_line(text: str, expected: str) -> None:
     assert expected in error(parse, text)
+
+
+def test_syntax_errors_never_quote_a_value() -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    outside = error(parse, f"aws_secret_access_key = {secret}\n[default]\n")
+    assert outside.startswith("~/.aws/config line 1 is outside any section: aws_secret_access_key = …")
+    pasted = error(parse, f"[default]\nregion = x\n{secret}\n")
+    assert "line 3 is neither" in pasted and "a line of 40 characters" in pasted
+    assert secret not in outside + pasted and secret[:8] not in outside + pasted
 
 
 def test_syntax_error_uses_the_given_path() -> None:

@@ -371,3 +371,40 @@ def test_replies_are_taken_whole_or_not_at_all() -> None:
     assert fastpath.parse_reply(b"4 9\nssocred: \n") is None  # cut short
     assert fastpath.parse_reply(b"-1 5\nwhy?\n") is None
     assert fastpath.parse_reply(b"0 3") is None and fastpath.parse_reply(b"") is None
+
+
+@pytest.mark.parametrize("mode", [0o755, 0o700])
+def test_client_trusts_only_a_private_runtime_dir(sso: RunningEmulator, tmp_path: Path, mode: int) -> None:
+    import threading
+
+    rundir_path = tmp_path / "shared-run"
+    rundir_path.mkdir()
+    rundir_path.chmod(mode)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(rundir_path / "daemon.sock"))
+    listener.listen(8)
+    listener.settimeout(30)
+    accepted: list[bytes] = []
+
+    def serve() -> None:  # a stranger's "daemon": it reads the request and hangs up
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(5)
+            accepted.append(conn.recv(65536))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        r = run(*ARGS, env=dict(os.environ, SSOCRED_RUNTIME_DIR=str(rundir_path)))
+        assert r.returncode == EXIT_LOGIN_REQUIRED  # answered by the client itself: not logged in
+        if mode == 0o700:
+            thread.join(30)
+            assert accepted and accepted[0].startswith(b'{"v": 1')  # a private dir's socket is asked
+        else:
+            assert not accepted  # a directory others can write is never trusted
+    finally:
+        listener.close()
+        thread.join(5)
