@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ssocred import paths
+from ssocred.config import display_path
 from ssocred.errors import ConfigError, LoginRequired
 from ssocred.model import GRANT_REFRESH, Registration, Token, iso_z, parse_time
 
@@ -32,16 +32,16 @@ def read_token(cache_key: str, start_url: str, region: str) -> Token:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LoginRequired(
-            f"no AWS CLI token for '{cache_key}' in {_tilde(path)}",
+            f"no AWS CLI token for '{cache_key}' in {display_path(path)}",
             fix="run: aws sso login, or log in with ssocred login",
         ) from None
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {_tilde(path)}: {type(exc).__name__}", fix="run: aws sso login") from None
+        raise ConfigError(f"cannot read {display_path(path)}: {type(exc).__name__}", fix="run: aws sso login") from None
     try:
         access_token = str(data["accessToken"])
         expires_at = parse_time(str(data["expiresAt"]))
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{_tilde(path)} is not a valid SSO token file", fix="run: aws sso login") from None
+        raise ConfigError(f"{display_path(path)} is not a valid SSO token file", fix="run: aws sso login") from None
     reg = None
     if data.get("clientId") and data.get("clientSecret") and data.get("registrationExpiresAt"):
         try:
@@ -114,8 +114,4 @@ def after_refresh(cache_key: str, token: Token) -> None:
         export_token(cache_key, token)
 
 
-def _tilde(path: Path) -> str:
-    home = os.path.expanduser("~")
-    text = str(path)
-    return "~" + text[len(home):] if home and text.startswith(home + os.sep) else text
 

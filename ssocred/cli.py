@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     _selector(p)
     p.add_argument("--use-device-code", action="store_true", help="use the device code flow (any device)")
     p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
-    p.add_argument("--timeout", type=float, default=600.0, metavar="SEC", help="give up after SEC (600)")
+    p.add_argument("--timeout", type=_positive_float, default=600.0, metavar="SEC", help="give up after SEC (600)")
     p.add_argument("--export-aws-cli-cache", action="store_true",
                    help="also keep a copy of the access token (never the refresh token) in "
                    "~/.aws/sso/cache for the AWS CLI and native SSO profiles")

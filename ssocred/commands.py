@@ -78,7 +78,9 @@ def login(args: argparse.Namespace) -> Report:
     token = result.token
     exported = None
     if target.cache_key in awscache.exported_sessions():
-        exported = str(awscache.export_token(target.cache_key, token))
+        # login() exports what it saves; a login reused from another process may predate the opt-in.
+        key = target.cache_key
+        exported = str(awscache.export_token(key, token) if result.reused else awscache.token_path(key))
     return Report("login", {
         "session": target.cache_key,
         "flow": result.flow,
@@ -95,6 +97,7 @@ def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
     from ssocred import awscache
     from ssocred.portal import Portal
+    from ssocred.tokens import held
 
     store = _store()
     if args.all:
@@ -115,7 +118,9 @@ def logout(args: argparse.Namespace) -> Report:
                 Portal(token.region).logout(token.access_token)
             except Exception as exc:  # reported, never fatal: the local wipe must still happen
                 entry["portal_error"] = exc.message if isinstance(exc, SsocredError) else type(exc).__name__
-        store.delete_session(key)
+        # Under the session lock: a refresh in flight elsewhere must not save the session back.
+        with held(store.session_lock(key), f"SSO session '{key}'"):
+            store.delete_session(key)
         awscache.remove_export(key)
         done.append(entry)
     return Report("logout", {"sessions": done})
@@ -130,6 +135,7 @@ def status(args: argparse.Namespace) -> Report:
     except ConfigError:
         configured = set()
     index = Store().index()
+    now = time.time()
     sessions = []
     for name in sorted(configured | set(index.sessions)):
         entry = index.sessions.get(name)
@@ -146,7 +152,8 @@ def status(args: argparse.Namespace) -> Report:
             "logged_in": True,
             "expires_at": iso_z(entry.expires_at),
             "expires_epoch": entry.expires_at,
-            "refreshable": entry.refreshable,
+            # Saved with the token; an expired client registration ends it later without a save.
+            "refreshable": entry.refreshable and (entry.registration_expires_at or now) >= now,
             "registration_expires_at": iso_z(entry.registration_expires_at)
             if entry.registration_expires_at else None,
             "credentials": creds,
@@ -162,8 +169,10 @@ def import_token(args: argparse.Namespace) -> Report:
 
     target = resolve(_load_config(), args.profile, args.sso_session)
     token = awscache.read_token(target.cache_key, target.start_url, target.region)
+    from ssocred.tokens import held
+
     store = _store()
-    with store.session_lock(target.cache_key):
+    with held(store.session_lock(target.cache_key), f"SSO session '{target.cache_key}'"):
         store.save_session(target.cache_key, token)
     return Report("import", {
         "session": target.cache_key,

@@ -48,8 +48,13 @@ def record_use(store: Store, session: str, account: str, role: str) -> None:
         pass  # bookkeeping for the pre-fetch must never fail a credential lookup
 
 
-def fetch(store: Store, session: str, account: str, role: str, *, force: bool = False) -> RoleCredentials:
-    """Fetch under the role lock; a caller that finds fresh credentials after the wait uses them."""
+def fetch(
+    store: Store, session: str, account: str, role: str, *, force: bool = False, requested: bool = True
+) -> RoleCredentials:
+    """Fetch under the role lock; a caller that finds fresh credentials after the wait uses them.
+
+    ``requested=False`` (the daemon's pre-fetch) keeps the role's time of last request as it was.
+    """
     from ssocred.tokens import held
 
     with held(store.role_lock(session, account, role), f"role '{role}' in {account}"):
@@ -58,7 +63,7 @@ def fetch(store: Store, session: str, account: str, role: str, *, force: bool = 
             if hit is not None:
                 return hit
         creds = _fetch_locked(store, session, account, role)
-        store.save_creds(session, account, role, creds)
+        store.save_creds(session, account, role, creds, requested=requested)
         return creds
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from ssocred import logs, notify, schedule
 from ssocred.errors import EXIT_CONFIG, SsocredError
 from ssocred.jobs import Daemon, Options, malloc_call
-from ssocred.notify import AlreadyRunning, read_status
+from ssocred.notify import read_status
 
-__all__ = ["AlreadyRunning", "Daemon", "Options", "main", "read_status"]
+__all__ = ["Daemon", "Options", "main", "read_status"]
 
 log = logging.getLogger("ssocred.daemon")
 
@@ -31,19 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keep SSO tokens fresh, pre-fetch recently used role credentials and answer "
         "`ssocred process` over a Unix socket. Runs in the foreground; a service manager supervises it.",
     )
+    d = Options()
     where = p.add_mutually_exclusive_group()
     where.add_argument("--log-file", type=Path, metavar="PATH", help="log to a rotating file (default: stderr)")
     where.add_argument("--log-dir", nargs="?", const="", metavar="DIR",
                        help="log to DIR/daemon.log (DIR defaults to the platform log dir)")
-    p.add_argument("--prefetch-hours", type=float, default=8.0, metavar="H",
+    p.add_argument("--prefetch-hours", type=float, default=d.prefetch_hours, metavar="H",
                    help="pre-fetch role credentials used within the last H hours (default 8; 0: never)")
-    p.add_argument("--warn-before", type=schedule.duration, default=3600.0, metavar="DURATION",
+    p.add_argument("--warn-before", type=schedule.duration, default=d.warn_before, metavar="DURATION",
                    help="warn when a session ends this soon and cannot be refreshed (default 1h)")
-    p.add_argument("--scan-interval", type=schedule.duration, default=30.0, metavar="DURATION",
+    p.add_argument("--scan-interval", type=schedule.duration, default=d.scan_interval, metavar="DURATION",
                    help="look for logins, logouts and newly used roles this often (default 30s)")
-    p.add_argument("--retry-min", type=schedule.duration, default=schedule.RETRY_MIN, metavar="DURATION",
+    p.add_argument("--retry-min", type=schedule.duration, default=d.retry_min, metavar="DURATION",
                    help="first retry after a network or keyring failure (default 30s, then doubling)")
-    p.add_argument("--retry-max", type=schedule.duration, default=schedule.RETRY_MAX, metavar="DURATION",
+    p.add_argument("--retry-max", type=schedule.duration, default=d.retry_max, metavar="DURATION",
                    help="longest retry delay (default 10m)")
     p.add_argument("--no-socket", action="store_true", help="do not answer `ssocred process` over the socket")
     p.add_argument("--verbose", action="store_true", help="log debug messages too")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssocred import logs, notify, schedule
 from ssocred.errors import AccessDenied, LoginRequired, SsocredError
-from ssocred.model import RoleCredentials, Token, iso_z, login_command
+from ssocred.model import Token, iso_z, login_command
 from ssocred.store import Store
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ FALLBACK_INTERVAL = 3600
 STOP_TIMEOUT = 30.0
 #: A job never plans its own next run sooner than this: its current run still counts as running.
 MIN_REPLAN = 1.0
-#: One network operation at a time: boto3 sessions are not thread-safe.
+#: One refresh or fetch at a time: each reads and writes the keyring, and gnome-keyring fails
+#: lookups ("prompt dismissed") when one process opens many connections at once.
 _NETWORK = threading.Lock()
 
 Role = tuple[str, str, str]
@@ -68,16 +69,6 @@ class _Work:
     last_done: float | None = None
     seen: object = None  # the index entry the job was last planned from
     blocked: bool = False  # session: needs a login; role: access denied (until its index entry changes)
-
-
-class _QuietStore(Store):
-    """A store whose credential saves keep the time of the last request: a pre-fetch is no request."""
-
-    def save_creds(
-        self, session: str, account: str, role: str, creds: RoleCredentials, *, requested: bool = False
-    ) -> None:
-        """``Store.save_creds`` with ``requested=False`` by default."""
-        super().save_creds(session, account, role, creds, requested=requested)
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -114,7 +105,6 @@ class Daemon:
     def __init__(self, options: Options, store: Store | None = None) -> None:
         self.opts = options
         self.store = store or Store()
-        self.quiet = _QuietStore(self.store.service, self.store.timeout)
         self.started_at = time.time()
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
@@ -351,13 +341,13 @@ class Daemon:
 
         try:
             with _NETWORK:
-                creds = credentials.fetch(self.quiet, *key, force=True)
+                creds = credentials.fetch(self.store, *key, force=True, requested=False)
         except LoginRequired as exc:
             self._needs_login(key[0], exc.line())
             return None
         except AccessDenied as exc:
-            work.blocked, work.last_error = True, exc.line()
-            log.warning("%s: %s; not pre-fetched until it is used again", work.label, exc.line())
+            work.blocked, work.last_error = True, logs.REDACTOR.redact(exc.line())
+            log.warning("%s: %s; not pre-fetched until it is used again", work.label, work.last_error)
             return None
         logs.redact_all([creds.secret_access_key, creds.session_token])
         work.failures, work.last_error, work.last_done = 0, None, creds.issued_at
@@ -389,7 +379,8 @@ class Daemon:
                 for job_id, w in sorted(self._jobs.items()) if w.role is None
             }
             prefetch = [
-                {"session": w.role[0], "account_id": w.role[1], "role_name": w.role[2], "next_fetch": _iso(w.next_at)}
+                {"session": w.role[0], "account_id": w.role[1], "role_name": w.role[2], "next_fetch": _iso(w.next_at),
+                 "last_error": w.last_error}
                 for _, w in sorted(self._jobs.items()) if w.role is not None
             ]
         return {"pid": os.getpid(), "started_at": iso_z(self.started_at), "sessions": sessions, "prefetch": prefetch}

@@ -40,11 +40,6 @@ class Portal:
         self._pace = pace
         self._client = awsclient.client("sso", region, pool=pool)
 
-    @property
-    def endpoint(self) -> str:
-        """The endpoint in use, e.g. ``https://portal.sso.us-east-1.amazonaws.com``."""
-        return str(self._client.meta.endpoint_url)
-
     def _call(self, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 

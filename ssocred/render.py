@@ -76,9 +76,15 @@ def _daemon(daemon: dict[str, Any] | None) -> list[str]:
     prefetch = daemon.get("prefetch", [])
     if prefetch:
         lines.append(f"  pre-fetched roles: {len(prefetch)}")
-        lines.extend(f"    {p['session']} {p['account_id']} {p['role_name']}: next fetch {p['next_fetch']}"
-                     for p in prefetch)
+        lines.extend(f"    {p['session']} {p['account_id']} {p['role_name']}: {_prefetch_state(p)}" for p in prefetch)
     return lines
+
+
+def _prefetch_state(p: dict[str, Any]) -> str:
+    if not p["next_fetch"]:
+        return f"not pre-fetched: {p['last_error']}" if p.get("last_error") else "not scheduled"
+    error = f", last error: {p['last_error']}" if p.get("last_error") else ""
+    return f"next fetch {p['next_fetch']}{error}"
 
 
 def _status(d: dict[str, Any]) -> str:

@@ -93,6 +93,20 @@ def test_status(sso: RunningEmulator) -> None:
         assert secret not in r.stdout + text
 
 
+def test_status_refreshable_ends_with_the_registration(sso: RunningEmulator) -> None:
+    from ssocred.index import IndexFile
+
+    assert run("login").returncode == 0
+    assert json.loads(run("status", "--json").stdout)["sessions"][0]["refreshable"] is True
+    store = Store()
+    entry = store.index().sessions["corp"]
+    ended = dataclasses.replace(entry, registration_expires_at=time.time() - 60)  # time passed, nothing saved
+    IndexFile(store.index_path(), 10).update(lambda ix: ix.with_session(ended))
+    session = json.loads(run("status", "--json").stdout)["sessions"][0]
+    assert session["logged_in"] is True and session["refreshable"] is False
+    assert "not refreshable" in run("status").stdout
+
+
 def test_corrupt_item_is_reported_and_kept(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     service = os.environ["SSOCRED_KEYRING_SERVICE"]
