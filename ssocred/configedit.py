@@ -230,7 +230,7 @@ def edit(change: Callable[[str, str], tuple[str, T]], *, dry_run: bool = False,
     file = path or config_path()
     shown = display_path(file)
     digest = hashlib.sha256(str(file).encode()).hexdigest()[:16]
-    lock = FileLock(str(paths.private_dir(paths.runtime_dir() / "locks") / f"aws-config-{digest}.lock"), mode=0o600)
+    lock = FileLock(str(paths.lock_dir() / f"aws-config-{digest}.lock"), mode=0o600)
     try:
         with lock.acquire(timeout=_LOCK_TIMEOUT):
             old = _read(file, shown)

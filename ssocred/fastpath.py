@@ -86,7 +86,7 @@ def request_line(argv: list[str]) -> str:
     Example: ``request_line(["--profile", "dev"])`` starts ``{"v": 1, "argv": ["--profile", "dev"]``.
     """
     config = os.path.expandvars(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"))
-    service = os.environ.get("SSOCRED_KEYRING_SERVICE") or "ssocred"  # store.DEFAULT_SERVICE, too heavy to import
+    service = rundir.keyring_service()
     backend = os.environ.get("PYTHON_KEYRING_BACKEND", "")
     try:
         cwd = os.getcwd()

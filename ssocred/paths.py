@@ -39,6 +39,11 @@ def runtime_dir() -> Path:
     return Path(rundir.runtime_dir())
 
 
+def lock_dir() -> Path:
+    """``runtime_dir()/locks``, both made private (the fast client trusts only a private runtime dir)."""
+    return private_dir(private_dir(runtime_dir()) / "locks")
+
+
 def log_dir() -> Path:
     """Daemon logs: ``$SSOCRED_LOG_DIR`` or the platform log dir."""
     override = os.environ.get("SSOCRED_LOG_DIR")
@@ -54,7 +59,16 @@ def private_dir(path: Path) -> Path:
 
     Refuses a directory that another user owns (a pre-created ``/tmp`` path, say).
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    missing = []
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
+    # Parents made here are private too: mkdir(parents=True) would leave them 0755 (umask).
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True, mode=0o700)
+        if directory != path and directory.stat().st_uid == os.getuid():
+            os.chmod(directory, 0o700)
     if path.stat().st_uid != os.getuid():
         from ssocred.errors import ConfigError
 

@@ -9,6 +9,13 @@ import os
 import sys
 
 APP = "ssocred"
+#: The keyring service ssocred's items live under unless ``$SSOCRED_KEYRING_SERVICE`` names another.
+DEFAULT_SERVICE = APP
+
+
+def keyring_service() -> str:
+    """``$SSOCRED_KEYRING_SERVICE``, else ``"ssocred"``: the client and the daemon must agree on it."""
+    return os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
 
 
 def runtime_dir() -> str:

@@ -107,9 +107,7 @@ class Responder:
     """Answers requests that use the daemon's own keyring service and backend: ``Responder().answer(line)``."""
 
     def __init__(self) -> None:
-        from ssocred.store import DEFAULT_SERVICE
-
-        self.service = os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
+        self.service = rundir.keyring_service()
         self.backend = os.environ.get("PYTHON_KEYRING_BACKEND", "")
         # One keyring read or fetch at a time: boto3 sessions are not thread-safe, gnome-keyring
         # fails lookups ("prompt dismissed") when one process opens many connections at once, and

@@ -33,14 +33,14 @@ from ssocred.model import (
     token_from_dict,
     token_to_dict,
 )
-from ssocred.paths import private_dir, runtime_dir, state_dir
+from ssocred.paths import lock_dir, state_dir
+from ssocred.rundir import DEFAULT_SERVICE, keyring_service
 
 if TYPE_CHECKING:
     import filelock
 
 __all__ = ["CredsEntry", "Index", "SessionEntry", "Store", "StoreError"]
 
-DEFAULT_SERVICE = "ssocred"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -66,7 +66,7 @@ class Store:
     """
 
     def __init__(self, service: str | None = None, timeout: float | None = None) -> None:
-        self.service = service or os.environ.get("SSOCRED_KEYRING_SERVICE") or DEFAULT_SERVICE
+        self.service = service or keyring_service()
         # Long enough for a busy Secret Service with dozens of parallel callers, short enough
         # that a hidden unlock prompt does not hang every caller forever.
         self.timeout = timeout if timeout is not None else _env_timeout()
@@ -201,7 +201,7 @@ class Store:
 
         digest = _digest("\0".join((self.service, kind, *parts)), 16)
         readable = _safe_name(":".join(parts))[:40]
-        directory = private_dir(runtime_dir() / "locks")
+        directory = lock_dir()
         return FileLock(str(directory / f"{kind}-{readable}-{digest}.lock"), mode=0o600)
 
 

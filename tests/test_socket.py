@@ -190,8 +190,16 @@ def test_another_uid_is_refused(server: Callable[..., Server], monkeypatch: pyte
                 os.setgroups([])
                 os.setgid(nobody.pw_gid)
                 os.setuid(nobody.pw_uid)
-                answered = fastpath.run(list(ARGS[1:]))
-                if answered is not None:
+                # Straight at the socket: the server's own uid check must refuse it.
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+                    raw.connect(srv.path)
+                    raw.sendall(fastpath.request_line(list(ARGS[1:])).encode())
+                    raw.shutdown(socket.SHUT_WR)
+                    reply = raw.recv(65536)
+                answered = fastpath.run(list(ARGS[1:]))  # the client itself does not trust this directory
+                if not reply.startswith(b"%d " % fastpath.FALLBACK):
+                    code = 97
+                elif answered is not None:
                     code = 200 + answered
                 else:
                     from ssocred.process import main as process_main
@@ -209,6 +217,8 @@ def test_another_uid_is_refused(server: Callable[..., Server], monkeypatch: pyte
         assert output.startswith(b"ssocred: ") and b"Secret" not in output and b"ASIA" not in output
         assert f"refused a connection from uid {nobody.pw_uid}" in srv.log()
         assert srv.answered() == 0
+        for p in (shared, shared / "run"):
+            p.chmod(0o700)
         assert _process_ok() and srv.answered() == 1  # its own user is still served
     finally:
         shutil.rmtree(shared, ignore_errors=True)

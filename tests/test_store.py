@@ -568,3 +568,21 @@ def test_a_value_over_a_backends_limit_fails_loudly(bare_store: Store, backend_s
         bare_store.save_session("corp", token)
     assert_no_secret(info.value, secrets_of(token))
     assert not bare_store.index_path().exists()
+
+
+def test_a_lock_makes_the_runtime_dir_private(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ssocred import rundir
+    from ssocred.store import Store
+
+    run_dir = tmp_path / "deep" / "run"
+    monkeypatch.setenv("SSOCRED_RUNTIME_DIR", str(run_dir))
+    with Store().session_lock("corp"):
+        pass
+    # Made as a parent of the locks dir, it must still be private: the fast client trusts nothing else.
+    for directory in (tmp_path / "deep", run_dir, run_dir / "locks"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    assert rundir.private(str(run_dir))
+    run_dir.chmod(0o755)  # as an older version left it
+    with Store().session_lock("corp"):
+        pass
+    assert rundir.private(str(run_dir))
