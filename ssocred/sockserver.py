@@ -216,6 +216,10 @@ class Responder:
         return creds
 
     def _remember(self, store: Store, role: Role, creds: RoleCredentials) -> None:
+        from ssocred import logs
+
+        # Held in memory now: make sure no log line can ever show them, whatever a message quotes.
+        logs.redact_all([creds.secret_access_key, creds.session_token])
         try:
             entry = store.index().find_creds(*role)
         except SsocredError:
