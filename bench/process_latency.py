@@ -6,8 +6,9 @@ cache, starts the daemon's socket server, then times, interleaved in each round:
 floor, pip's console-script wrapper alone (``import re`` and one ``re.sub``), ``ssocred
 process`` without a daemon (keyring cache hit), ``ssocred process`` answered by the daemon (also
 without pip's wrapper, to show what ssocred itself adds), and for reference a fresh boto3
-process resolving the same role through botocore's native SSO provider. It prints medians,
-ratios, where the import time goes, and both process/floor ratios as the last line.
+process resolving the same role through botocore's native SSO provider, and once per round with
+the daemon stopped (SIGSTOP), as a suspended machine's would be. It prints medians, ratios, where
+the import time goes, the stopped daemon's cost, and both process/floor ratios as the last line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -110,9 +112,17 @@ def main() -> int:
             for argv, case_env in cases.values():  # warm the page cache and the daemon
                 _time(argv, case_env)
             samples: dict[str, list[float]] = {name: [] for name in cases}
+            stopped = "ssocred process (daemon stopped with SIGSTOP)"
+            samples[stopped] = []
             for _ in range(args.rounds):
                 for name, (argv, case_env) in cases.items():
                     samples[name].append(_time(argv, case_env))
+                # A frozen daemon (a suspended laptop's, say): the client notices its silence and falls back.
+                os.kill(server.pid, signal.SIGSTOP)
+                try:
+                    samples[stopped].append(_time(process, env))
+                finally:
+                    os.kill(server.pid, signal.SIGCONT)
             daemon_imports = _imports(process, env)
         finally:
             server.terminate()
@@ -130,6 +140,8 @@ def main() -> int:
                 print(f"    {us:>8}  {name}")
         alone_ratio = med["ssocred process (cache hit, no daemon)"] / floor
         daemon_ratio = med["ssocred process (daemon)"] / floor
+        print(f"a stopped daemon costs a cache hit {max(samples[stopped]) * 1000:.0f} ms at most "
+              f"({(med[stopped] - med['ssocred process (cache hit, no daemon)']) * 1000:.0f} ms over no daemon)")
         print(f"ssocred process / python -c pass: no daemon {alone_ratio:.2f}x, daemon {daemon_ratio:.2f}x")
     return 0
 

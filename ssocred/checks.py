@@ -251,6 +251,12 @@ def token(ctx: Context) -> Check:
         return Check("token", FAIL, f"the token of SSO session '{clean(ctx.key)}' has expired {why}",
                      ctx.login_fix())
     ctx.token = current
+    from ssocred.tokens import interrupted_text, refresh_interrupted
+
+    began = refresh_interrupted(ctx.store, ctx.key, current)
+    if began is not None:
+        return Check("token", WARN, f"{interrupted_text(clean(ctx.key))} at {iso_z(began)}: the token works for "
+                     f"{duration(left)}, but the service may no longer accept its refresh token", ctx.login_fix())
     if refreshed:
         return Check("token", PASS, f"logged in; token refreshed just now, valid for {duration(left)}")
     if needs_inline_refresh(current, now):
@@ -292,7 +298,13 @@ def daemon(ctx: Context) -> Check:
 
     status = read_status()
     if status is None:
-        return Check("daemon", WARN, "not running: tokens are refreshed only when a command needs one",
+        from ssocred import awscache
+
+        exported = ctx.key is not None and ctx.key in awscache.exported_sessions()
+        ends = f" (it expires at {iso_z(ctx.stored.expires_at)})" if exported and ctx.stored else ""
+        what = (f"; the token exported to the AWS CLI cache for '{clean(ctx.key or '')}' is not kept fresh, so the "
+                f"AWS CLI and SDKs using it stop working when it expires{ends}") if exported else ""
+        return Check("daemon", WARN, f"not running: tokens are refreshed only when a command needs one{what}",
                      "run: ssocred service install (or start ssocred daemon)")
     running = f"running (pid {status.get('pid')}, since {status.get('started_at', '?')})"
     session = status.get("sessions", {}).get(ctx.key or "") if isinstance(status.get("sessions"), dict) else None

@@ -269,6 +269,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ssocred: interrupted; nothing was changed", file=sys.stderr)
         return EXIT_INTERRUPTED
+    tokens = sys.modules.get("ssocred.tokens")  # only a refresh can leave a token unsaved
+    for line in tokens.unsaved_warnings() if tokens is not None else []:
+        print(f"ssocred: warning: {line}", file=sys.stderr)
     if isinstance(result, int):
         return result
     render(result, as_json=getattr(args, "json", False), out=sys.stdout)

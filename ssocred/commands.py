@@ -81,7 +81,17 @@ def login(args: argparse.Namespace) -> Report:
         # login() exports what it saves; a login reused from another process may predate the opt-in.
         key = target.cache_key
         exported = str(awscache.export_token(key, token) if result.reused else awscache.token_path(key))
+    note = None
+    if exported is not None and args.export_aws_cli_cache:  # said once: when the export is asked for
+        from ssocred.notify import read_status
+        from ssocred.service import installed
+
+        if read_status() is None and not installed():
+            note = ("the exported token is kept fresh only while the ssocred daemon runs; without it the AWS CLI "
+                    f"and SDKs that read it stop working when it expires ({iso_z(token.expires_at)}); "
+                    "to keep it fresh, run: ssocred service install")
     return Report("login", {
+        "export_note": note,
         "session": target.cache_key,
         "flow": result.flow,
         "reused": result.reused,
@@ -95,13 +105,15 @@ def login(args: argparse.Namespace) -> Report:
 
 def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
-    from ssocred import awscache
+    from ssocred import awscache, locks
     from ssocred.portal import Portal
-    from ssocred.tokens import held
 
     store = _store()
+    configured: set[str] = set()
     if args.all:
-        keys = sorted(store.index().sessions)
+        stored = store.stored_sessions()
+        configured = _configured_sessions() - stored
+        keys = sorted(stored | configured)
     else:
         keys = [resolve(_load_config(), args.profile, args.sso_session).cache_key]
     done: list[dict[str, Any]] = []
@@ -119,16 +131,29 @@ def logout(args: argparse.Namespace) -> Report:
             except Exception as exc:  # reported, never fatal: the local wipe must still happen
                 entry["portal_error"] = exc.message if isinstance(exc, SsocredError) else type(exc).__name__
         # Under the session lock: a refresh in flight elsewhere must not save the session back.
-        with held(store.session_lock(key), f"SSO session '{key}'"):
+        with locks.held(store.session_lock(key), f"SSO session '{key}'") as lock:
             store.delete_session(key)
+            locks.remove_held(lock)  # the last step of the hold: the session leaves no lock file
+        locks.discard(store.login_lock(key))
         awscache.remove_export(key)
-        done.append(entry)
+        if key not in configured or entry["was_logged_in"]:
+            done.append(entry)  # a session only named in the config is reported when something was there
     return Report("logout", {"sessions": done})
+
+
+def _configured_sessions() -> set[str]:
+    """The token cache keys the config names: sso-session names and legacy profiles' start URLs."""
+    try:
+        cfg = _load_config()
+    except ConfigError:
+        return set()
+    legacy = {p.sso_start_url for p in cfg.profiles.values() if p.sso_start_url and not p.sso_session}
+    return set(cfg.sso_sessions) | {url for url in legacy if url}
 
 
 def status(args: argparse.Namespace) -> Report:
     """``ssocred status``: sessions from the config and the store index; never a secret."""
-    from ssocred.store import Store
+    from ssocred.store import Store, is_placeholder
 
     try:
         configured = set(_load_config().sso_sessions)
@@ -145,7 +170,7 @@ def status(args: argparse.Namespace) -> Report:
         creds = [
             {"account_id": c.account_id, "role_name": c.role_name,
              "expiration": iso_z(c.expiration), "expiration_epoch": c.expiration}
-            for c in index.creds if c.session == name
+            for c in index.creds if c.session == name and not is_placeholder(c)
         ]
         sessions.append({
             "session": name,
@@ -156,6 +181,8 @@ def status(args: argparse.Namespace) -> Report:
             "refreshable": entry.refreshable and (entry.registration_expires_at or now) >= now,
             "registration_expires_at": iso_z(entry.registration_expires_at)
             if entry.registration_expires_at else None,
+            # A refresh that has not stored its result: in flight now, or interrupted.
+            "refresh_started_at": iso_z(entry.refresh_started_at) if entry.refresh_started_at else None,
             "credentials": creds,
         })
     from ssocred.notify import read_status
@@ -169,10 +196,10 @@ def import_token(args: argparse.Namespace) -> Report:
 
     target = resolve(_load_config(), args.profile, args.sso_session)
     token = awscache.read_token(target.cache_key, target.start_url, target.region)
-    from ssocred.tokens import held
+    from ssocred import locks
 
     store = _store()
-    with held(store.session_lock(target.cache_key), f"SSO session '{target.cache_key}'"):
+    with locks.held(store.session_lock(target.cache_key), f"SSO session '{target.cache_key}'"):
         store.save_session(target.cache_key, token)
     return Report("import", {
         "session": target.cache_key,
@@ -250,6 +277,9 @@ def exec_command(args: argparse.Namespace) -> int:
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         environ.pop(name, None)
     environ.update(credential_env(*_role_credentials(args)))
+    tokens = sys.modules.get("ssocred.tokens")  # said now: exec leaves no later moment
+    for line in tokens.unsaved_warnings() if tokens is not None else []:
+        print(f"ssocred: warning: {line}", file=sys.stderr)
     sys.stdout.flush()
     try:
         os.execvpe(cmd[0], cmd, environ)  # noqa: S606 - running the user's command is the point

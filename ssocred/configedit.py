@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ssocred.configparse import section_name, target_flags
-from ssocred.errors import ConfigError, StoreError
+from ssocred.errors import ConfigError
 from ssocred.naming import Target
 
 if TYPE_CHECKING:
@@ -222,25 +222,20 @@ def edit(change: Callable[[str, str], tuple[str, T]], *, dry_run: bool = False,
     Returns ``(old_text, new_text, result)``. The file is written only when the text changed and
     not ``dry_run``; an unchanged file is not touched at all.
     """
-    from filelock import FileLock, Timeout
-
-    from ssocred import paths
+    from ssocred import locks, paths
     from ssocred.config import display_path
 
     file = path or config_path()
     shown = display_path(file)
     digest = hashlib.sha256(str(file).encode()).hexdigest()[:16]
-    lock = FileLock(str(paths.lock_dir() / f"aws-config-{digest}.lock"), mode=0o600)
-    try:
-        with lock.acquire(timeout=_LOCK_TIMEOUT):
-            old = _read(file, shown)
-            new, result = change(old, shown)
-            if new != old and not dry_run:
-                _validate(new, shown)
-                _write(file, shown, new)
-            return old, new, result
-    except Timeout:
-        raise StoreError(f"another ssocred is editing {shown}", fix="wait for it to finish, then try again") from None
+    lock = locks.Lock(paths.lock_dir() / f"aws-config-{digest}.lock")
+    with locks.held(lock, f"the config file {shown}", timeout=_LOCK_TIMEOUT):
+        old = _read(file, shown)
+        new, result = change(old, shown)
+        if new != old and not dry_run:
+            _validate(new, shown)
+            _write(file, shown, new)
+        return old, new, result
 
 
 def write_sso_session(name: str, start_url: str, region: str, scopes: tuple[str, ...]) -> bool:

@@ -12,6 +12,7 @@ from ssocred.errors import StoreError
 from ssocred.model import RoleCredentials, credentials_fresh
 
 if TYPE_CHECKING:
+    from ssocred.locks import Lock
     from ssocred.store import Store
 
 def cached(store: Store, session: str, account: str, role: str) -> RoleCredentials | None:
@@ -55,16 +56,37 @@ def fetch(
 
     ``requested=False`` (the daemon's pre-fetch) keeps the role's time of last request as it was.
     """
-    from ssocred.tokens import held
+    from ssocred import locks
 
-    with held(store.role_lock(session, account, role), f"role '{role}' in {account}"):
-        if not force:
-            hit = cached(store, session, account, role)
-            if hit is not None:
-                return hit
-        creds = _fetch_locked(store, session, account, role)
-        store.save_creds(session, account, role, creds, requested=requested)
-        return creds
+    lock = store.role_lock(session, account, role)
+    with locks.held(lock, f"role '{role}' in {account}"):
+        try:
+            if not force:
+                hit = cached(store, session, account, role)
+                if hit is not None:
+                    return hit
+            creds = _fetch_locked(store, session, account, role)
+            try:
+                store.save_creds(session, account, role, creds, requested=requested)
+            except StoreError:
+                pass  # the cache is a convenience: a keyring that refuses it must not cost the caller its answer
+            return creds
+        finally:
+            _drop_lock_file_if_uncached(store, lock, session, account, role)
+
+
+def _drop_lock_file_if_uncached(store: Store, lock: Lock, session: str, account: str, role: str) -> None:
+    """A role that got no cache entry (access denied, no such role) keeps no lock file either.
+
+    Runs as the very last step under the lock: once the file is unlinked, the next caller makes a new one.
+    """
+    from ssocred import locks
+
+    try:
+        if store.index().find_creds(session, account, role) is None:
+            locks.remove_held(lock)
+    except (StoreError, OSError):
+        pass  # bookkeeping: the sweep removes what is left
 
 
 def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCredentials:

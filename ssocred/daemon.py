@@ -101,8 +101,12 @@ def _fail(exc: BaseException, log_file: Path | None) -> int:
 
 def _serve(opts: Options, *, socket: bool, log_file: Path | None) -> tuple[int, bool]:
     """Run until a signal: (exit code, whether every job finished)."""
+    from ssocred import tokens
+
+    tokens.serve_refreshes()  # clients ask this process to refresh; it never asks another
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too (a closed terminal): its default would end the daemon in the middle of a refresh.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     daemon = Daemon(opts)
     daemon.start()

@@ -68,3 +68,23 @@ class StoreError(SsocredError):
     """The credential store (OS keyring) cannot be used: missing, locked, timed out, corrupt."""
 
     exit_code = EXIT_STORE
+
+
+_BY_CODE: dict[int, type[SsocredError]] = {
+    EXIT_LOGIN_REQUIRED: LoginRequired,
+    EXIT_USAGE: UsageError,
+    EXIT_CONFIG: ConfigError,
+    EXIT_ACCESS_DENIED: AccessDenied,
+    EXIT_SERVICE: ServiceError,
+    EXIT_STORE: StoreError,
+}
+
+
+def from_reply(code: int, message: str, fix: str | None = None) -> SsocredError:
+    """The error another ssocred process (the daemon, the refresher) reported with its exit code.
+
+    Example: ``from_reply(1, "SSO session 'corp' has expired", "run: ...").exit_code == 1``
+    """
+    error = _BY_CODE.get(code, SsocredError)(message, fix=fix)
+    error.exit_code = code
+    return error

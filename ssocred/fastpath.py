@@ -4,16 +4,25 @@ This runs on every SDK credential lookup, before anything else of ssocred is imp
 imports only ``_socket``, ``os`` and ``ssocred.rundir`` (``socket`` pulls in enum and
 selectors, ``json`` its decoder): the request line is built and the reply parsed by hand.
 
-Wire protocol (one connection per request, the daemon checks the peer's uid first):
+Wire protocol, version 2 (one connection per request, the daemon checks the peer's uid first):
 
-* request, one line of JSON: ``{"v": 1, "argv": [...], "config": "<AWS config path>",
+* request, one line of JSON: ``{"v": 2, "argv": [...], "config": "<AWS config path>",
   "service": "<keyring service>", "backend": "<$PYTHON_KEYRING_BACKEND>", "cwd": "<working
-  directory>"}``; a relative config path is taken from ``cwd``;
-* reply: ``<code> <length>\\n`` then ``length`` bytes. Code 0: the exact stdout of
-  ``ssocred process``; 1 to 255: its exit code and the one stderr line; ``FALLBACK`` (-1):
-  the client must run the request itself (another keyring service or backend, a ``--login``
-  that needs the terminal, a refused peer, an unknown protocol version), the bytes saying why.
-  A reply shorter than ``length`` (the daemon died) is a fall-back too: nothing is written.
+  directory>"}``; a relative config path is taken from ``cwd``. ``"op": "refresh"`` with
+  ``"session"``, ``"seen"`` (the fingerprint of the token the client found stale) and ``"force"``
+  asks the daemon to refresh an SSO token instead (``ssocred.tokens``); its answer is
+  ``{"fingerprint": ...}`` of the token the daemon now holds, or with an exit code
+  ``{"message": ..., "fix": ...}``;
+* reply: any number of ``+`` bytes (the daemon is alive and working: one within 0.1 s of the
+  request unless the answer itself comes sooner, then one every 0.25 s), then ``<code>
+  <length>\n`` and ``length`` bytes. Code 0: the exact stdout of ``ssocred process``; 1 to 255:
+  its exit code and the one stderr line; ``FALLBACK`` (-1): the client must run the request
+  itself (another keyring service or backend, a ``--login`` that needs the terminal, a refused
+  peer, an unknown protocol version), the bytes saying why. A reply shorter than ``length`` (the
+  daemon died) is a fall-back too: nothing is written.
+
+A daemon that stays silent for ``SILENCE_TIMEOUT`` (stopped with SIGSTOP, or frozen) costs a
+caller about a second before it falls back; a slow answer with keep-alive bytes is waited for.
 
 Example: ``run(["--profile", "dev"])`` prints the credentials and returns 0, or returns None
 when no daemon answered (the caller then runs ``ssocred.process``).
@@ -24,12 +33,16 @@ import os
 
 from ssocred import rundir
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 #: Reply code that sends the client to the no-daemon path.
 FALLBACK = -1
+#: The byte a working daemon sends while it prepares an answer.
+KEEPALIVE = b"+"
 CONNECT_TIMEOUT = 0.2
-#: A miss means a network fetch (or waiting for another caller's) in the daemon.
-REPLY_TIMEOUT = 30.0
+#: Longest silence (no keep-alive, no answer) before the daemon is taken for stopped.
+SILENCE_TIMEOUT = 1.0
+#: Longest wait for an answer with keep-alives: the daemon's own network calls are bounded well below.
+REPLY_TIMEOUT = 300.0
 _VALUE_FLAGS = ("--profile", "--sso-session", "--account-id", "--role-name")
 _MAX_REPLY = 1 << 16
 
@@ -46,7 +59,7 @@ def run(argv: list[str]) -> int | None:
     except UnicodeEncodeError:  # undecodable bytes in argv or a path: leave them to the full path
         return None
     try:
-        reply = _exchange(request)
+        reply = exchange(request)
     except KeyboardInterrupt:
         os.write(2, b"ssocred: interrupted\n")
         return 130
@@ -131,27 +144,45 @@ def parse_reply(data: bytes) -> tuple[int, bytes] | None:
     return code, body
 
 
-def _exchange(request: bytes) -> tuple[int, bytes] | None:
-    if not rundir.private(rundir.runtime_dir()):
+def exchange(request: bytes) -> tuple[int, bytes] | None:
+    """Send one request line to the daemon: ``(code, bytes)`` of its answer, or None to do without it.
+
+    Example: ``exchange(request_line(["--profile", "dev"]).encode())`` is ``(0, b'{"Version": 1, ...')``.
+    """
+    if not hasattr(_socket, "AF_UNIX"):
+        return None
+    path = rundir.trusted_socket()
+    if path is None:
         return None  # a socket there could be anyone's: do the work without the daemon
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
-        sock.connect(rundir.socket_path())
-        sock.settimeout(REPLY_TIMEOUT)
+        sock.connect(path)
+        sock.settimeout(SILENCE_TIMEOUT)
         sock.sendall(request)
-        data = b""
-        # Stop at the announced length: the daemon may still have work to do after replying.
-        while len(data) <= _MAX_REPLY and not _whole(data):
-            chunk = sock.recv(8192)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:  # no socket, nobody listening, a timeout, or the daemon went away mid-reply
+        data = _receive(sock)
+    except OSError:  # no socket, nobody listening, a silent daemon, or one that went away mid-reply
         return None
     finally:
         sock.close()
-    return parse_reply(data)
+    return parse_reply(data) if data is not None else None
+
+
+def _receive(sock: "_socket.socket") -> bytes | None:
+    """The reply without its keep-alive bytes; None after ``REPLY_TIMEOUT`` of keep-alives alone."""
+    import time  # a builtin module: nothing to load
+
+    give_up = time.monotonic() + REPLY_TIMEOUT
+    data = b""
+    # Stop at the announced length: the daemon may still have work to do after replying.
+    while len(data) <= _MAX_REPLY and not _whole(data):
+        chunk = sock.recv(8192)  # raises TimeoutError after SILENCE_TIMEOUT without a byte
+        if not chunk:
+            break
+        data = (data + chunk).lstrip(KEEPALIVE) if not data else data + chunk
+        if not data and time.monotonic() > give_up:
+            return None
+    return data
 
 
 def _whole(data: bytes) -> bool:

@@ -1,11 +1,14 @@
 """The store's non-secret index: which keyring items exist and when they expire.
 
 The keyring has no "list" call, so ``status``, ``logout`` and the daemon read this file
-instead. It holds names, times and flags only, never a token or a secret. Format::
+instead. It holds names, times and flags only, never a token or a secret. ``refreshStartedAt``
+is set while a refresh is in flight (and stays set when one was interrupted before its result
+was stored): the next caller can then say why the service rejects the old refresh token. Format::
 
     {"version": 1,
      "sessions": {"corp": {"expiresAt": 1.7e9, "refreshable": true,
-                           "registrationExpiresAt": 1.8e9, "updatedAt": 1.7e9}},
+                           "registrationExpiresAt": 1.8e9, "updatedAt": 1.7e9,
+                           "refreshStartedAt": null}},
      "creds": [{"session": "corp", "accountId": "111122223333", "roleName": "Admin",
                 "expiration": 1.7e9, "updatedAt": 1.7e9, "lastRequestedAt": 1.7e9}]}
 
@@ -28,13 +31,17 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class SessionEntry:
-    """An indexed SSO session: ``SessionEntry("corp", 1.7e9, True, 1.8e9, updated_at=1.7e9)``."""
+    """An indexed SSO session: ``SessionEntry("corp", 1.7e9, True, 1.8e9, updated_at=1.7e9)``.
+
+    ``refresh_started_at`` is when a refresh that has not stored its result began (None: none).
+    """
 
     name: str
     expires_at: float
     refreshable: bool
     registration_expires_at: float | None
     updated_at: float
+    refresh_started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,7 @@ def render(index: Index) -> bytes:
                 "refreshable": e.refreshable,
                 "registrationExpiresAt": e.registration_expires_at,
                 "updatedAt": e.updated_at,
+                "refreshStartedAt": e.refresh_started_at,
             }
             for e in index.sessions.values()
         },
@@ -123,6 +131,7 @@ def parse(raw: bytes) -> Index:
             refreshable=bool(e["refreshable"]),
             registration_expires_at=_optional_float(e["registrationExpiresAt"]),
             updated_at=float(e["updatedAt"]),
+            refresh_started_at=_optional_float(e.get("refreshStartedAt")),
         )
         for name, e in data["sessions"].items()
     }
@@ -175,17 +184,11 @@ class IndexFile:
 
     def update(self, change: Callable[[Index], Index]) -> Index:
         """Apply ``change`` under the file lock: ``index_file.update(lambda ix: ix.with_session(e))``."""
-        from filelock import FileLock, Timeout
+        from ssocred import locks
 
         private_dir(self.path.parent)
-        lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")), mode=0o600)
-        try:
-            with lock.acquire(timeout=self.timeout):
-                new = change(self.read())
-                atomic_write(self.path, render(new))
-                return new
-        except Timeout:
-            raise StoreError(
-                f"the store index {self.path} stayed locked for {self.timeout:g} s",
-                fix="retry; if it persists, look for a stuck ssocred process",
-            ) from None
+        lock = locks.Lock(self.path.with_name(f".{self.path.name}.lock"))
+        with locks.held(lock, f"the store index {self.path}", timeout=self.timeout):
+            new = change(self.read())
+            atomic_write(self.path, render(new))
+            return new

@@ -9,6 +9,7 @@ Example: ``Daemon(Options(8.0, 3600.0, 30.0, 30.0, 600.0)).start()``
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import gc
@@ -22,8 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ssocred import logs, notify, schedule
+from ssocred import logs, notify, schedule, tokens
 from ssocred.errors import AccessDenied, LoginRequired, SsocredError
+from ssocred.index import SessionEntry
 from ssocred.model import Token, iso_z, login_command
 from ssocred.store import Store
 
@@ -34,6 +36,8 @@ log = logging.getLogger("ssocred.daemon")
 
 #: A job that did not say when to run again looks again after this long.
 FALLBACK_INTERVAL = 3600
+#: How often the scan also sweeps the keyring and lock files of what killed processes left.
+SWEEP_INTERVAL = 600.0
 #: How long a stop waits for refreshes and fetches in flight (a rotated refresh token must be saved).
 STOP_TIMEOUT = 30.0
 #: A job never plans its own next run sooner than this: its current run still counts as running.
@@ -79,6 +83,13 @@ def _iso(ts: float | None) -> str | None:
     return iso_z(ts) if ts is not None else None
 
 
+def _settled(entry: object) -> object:
+    """An index session entry without its refresh-in-flight mark (None stays None)."""
+    if isinstance(entry, SessionEntry):
+        return dataclasses.replace(entry, refresh_started_at=None)
+    return entry
+
+
 def _role_id(key: Role) -> str:
     return "role:" + ":".join(key)
 
@@ -113,6 +124,7 @@ class Daemon:
         self._reporter = notify.Reporter()
         self._clock: tuple[float, float] | None = None
         self._scan_error: str | None = None
+        self._next_sweep = 0.0  # monotonic; the first scan sweeps
         self._status = notify.StatusWriter()
         self._draw = random.Random()  # noqa: S311 - retry jitter, not a secret
         self._sched: Any = None
@@ -135,6 +147,7 @@ class Daemon:
             self._sched.add_job(notify.sd_notify, "interval", args=["WATCHDOG=1"], seconds=interval,
                                 id="watchdog", executor="watchdog", next_run_time=now)
         self._sched.start()
+        self._write_status()  # before anyone is told the daemon is ready
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop scheduling and wait up to ``timeout`` for jobs in flight; False if some still run."""
@@ -177,6 +190,20 @@ class Daemon:
                             "checking every session and role now", jump)
                 for job_id in self._jobs:
                     self._plan(job_id, clock[1])
+        if clock[0] >= self._next_sweep:
+            self._sweep(clock[0])
+
+    def _sweep(self, now: float) -> None:
+        """Remove what killed writers left in the keyring and the lock dir (every SWEEP_INTERVAL)."""
+        self._next_sweep = now + SWEEP_INTERVAL
+        try:
+            report = self.store.sweep()
+        except SsocredError as exc:
+            log.warning("could not sweep the store: %s", logs.REDACTOR.redact(exc.line()))
+            return
+        if report.generations or report.lock_files:
+            log.info("swept %d unreferenced generations of keyring parts (%d items) and %d unused lock files",
+                     report.generations, report.parts, report.lock_files)
 
     def _sync_sessions(self, index: Index, now: float) -> None:
         for name, entry in index.sessions.items():
@@ -186,8 +213,9 @@ class Daemon:
                 work = _Work(f"session {name}", body=functools.partial(self._session_job, name))
                 self._add(job_id, work, now)
                 log.info("session %s: watching it (token expires %s)", name, iso_z(entry.expires_at))
-            elif work.seen != entry:
-                # A login, or a refresh by another process: look at the token again.
+            elif _settled(work.seen) != _settled(entry):
+                # A login, or a refresh by another process: look at the token again (a refresh
+                # merely begun, or one that failed, changes nothing to plan from).
                 if work.blocked:
                     log.info("session %s: logged in again", name)
                 work.blocked, work.failures, work.last_error = False, 0, None
@@ -198,6 +226,7 @@ class Daemon:
             work.seen = entry
         for job_id in [j for j in self._jobs if j.startswith("session:") and j[8:] not in index.sessions]:
             self._remove(job_id)
+            tokens.forget_unsaved(self.store, job_id[8:])
             log.info("session %s: logged out; no longer refreshed", job_id[8:])
 
     def _sync_roles(self, index: Index, now: float) -> None:
@@ -289,9 +318,16 @@ class Daemon:
 
     def _session_job(self, name: str) -> float | None:
         work = self._jobs.get(f"session:{name}")
-        token = self.store.load_session(name) if work is not None and not work.blocked else None
-        if work is None or token is None:
+        if work is None or work.blocked:
             return None  # logged out (the next scan drops the job), or waiting for a new login
+        if tokens.unsaved(self.store, name) is not None:
+            if not tokens.save_unsaved(self.store, name):
+                return self._backoff(work, "the refreshed token is still not in the OS keyring (it is kept in "
+                                           "memory and answers requests meanwhile)")
+            log.info("session %s: the refreshed token is stored now", name)
+        token = tokens.unsaved(self.store, name) or self.store.load_session(name)
+        if token is None:
+            return None
         logs.redact_all(_token_secrets(token))
         step = schedule.session_step(token, time.time(), self.opts.warn_before)
         if step.action == schedule.ENDED:
@@ -307,9 +343,8 @@ class Daemon:
         if step.action == schedule.WAIT:
             work.failures, work.last_error = 0, None
             return step.at
-        from ssocred import tokens
-
         began = time.time()
+        done = tokens.stats.refreshed
         try:
             with _NETWORK:
                 new = tokens.refresh(self.store, name, seen=token, force=True)
@@ -320,12 +355,19 @@ class Daemon:
         if new.access_token == token.access_token:  # the refresh failed, but the token is still usable
             return self._backoff(work, f"the token could not be refreshed yet (it stays valid until "
                                        f"{iso_z(token.expires_at)})")
+        ours = tokens.stats.refreshed > done
+        if tokens.unsaved(self.store, name) is not None:
+            return self._backoff(work, "token refreshed, but the OS keyring refused it; it is kept in memory "
+                                       "and answers requests while the keyring is retried")
         work.failures, work.last_error, work.last_done = 0, None, new.issued_at
         at = schedule.session_step(new, time.time(), self.opts.warn_before).at
         with self._lock:
             work.seen = self.store.index().sessions.get(name)
-        log.info("session %s: token refreshed%s, expires %s, next refresh %s", name,
-                 "" if new.issued_at >= began else " by another process", iso_z(new.expires_at), _iso(at))
+        commit = f" (stored {tokens.stats.last_commit_ms:.0f} ms after the answer)" \
+            if ours and tokens.stats.last_commit_ms is not None else ""
+        log.info("session %s: token refreshed%s, expires %s, next refresh %s%s", name,
+                 "" if ours or new.issued_at >= began else " by another process", iso_z(new.expires_at),
+                 _iso(at), commit)
         return at
 
     def _role_job(self, key: Role) -> float | None:
@@ -383,7 +425,10 @@ class Daemon:
                  "last_error": w.last_error}
                 for _, w in sorted(self._jobs.items()) if w.role is not None
             ]
-        return {"pid": os.getpid(), "started_at": iso_z(self.started_at), "sessions": sessions, "prefetch": prefetch}
+        commit = tokens.stats.last_commit_ms
+        return {"pid": os.getpid(), "started_at": iso_z(self.started_at), "sessions": sessions, "prefetch": prefetch,
+                "refreshes": tokens.stats.refreshed,
+                "last_commit_ms": round(commit, 1) if commit is not None else None}
 
     def _write_status(self) -> None:
         self._status.write(self.status())

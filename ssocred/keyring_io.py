@@ -7,8 +7,12 @@ itself holds the head ``{"chunks": n, "id": "<8 hex>", "sha256": "<hex of the va
 The size counts UTF-16 as well as UTF-8 bytes, since Windows Credential Manager stores
 UTF-16 and refuses blobs over 2,560 bytes.
 
-A writer stores the new parts under a fresh ``id`` first and the head last, then removes the
-previous parts, so a reader that takes no lock sees either the old value or the new one.
+A writer records the new generation (key, id, part count, time) in the chunk journal
+(``ssocred.chunkjournal``), stores its parts, switches the head, removes the previous parts
+(highest index first) and only then forgets the previous generation's record. A reader that
+takes no lock sees either the old value or the new one; a writer killed at any point leaves
+only parts the journal names, which ``delete`` and ``sweep`` remove. Items written before the
+journal existed (no record) are still read, replaced and deleted through their head.
 Writers of one item must be serialised (the store's session and role locks do that).
 
 Example: ``KeyringIO("ssocred", 10.0).read("session:corp", owner="corp")``
@@ -16,20 +20,28 @@ Example: ``KeyringIO("ssocred", 10.0).read("session:corp", owner="corp")``
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import json
-import os
 import threading
-from collections.abc import Callable
-from typing import Any, TypeVar
+import time
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ssocred.errors import StoreError
+from ssocred.errors import SsocredError, StoreError
+from ssocred.keyring_backend import usable_backend
+from ssocred.keyring_backend import use_remembered_backend as use_remembered_backend
+
+if TYPE_CHECKING:
+    from ssocred.chunkjournal import Generation, Journal
 
 T = TypeVar("T")
 
 #: Largest stored size of one keyring item, in UTF-8 and in UTF-16 bytes.
 CHUNK_LIMIT = 2000
-_READ_ATTEMPTS = 3
+#: Reads of a chunked item that a writer replaced meanwhile, before giving up.
+_READ_ATTEMPTS = 5
+#: Second looks at parts that are missing or wrong while the head stays the same, before "corrupt".
+_SAME_HEAD_RECHECKS = 2
 
 
 def stored_size(value: str) -> int:
@@ -101,7 +113,7 @@ class KeyringIO:
 
     def backend_name(self) -> str:
         """The name of the usable backend, e.g. ``"SecretService Keyring"``."""
-        return self._run("open", "the OS keyring", lambda: str(_usable_backend().name))
+        return self._run("open", "the OS keyring", lambda: str(usable_backend().name))
 
     def read(self, key: str, owner: str) -> str | None:
         """The value under ``key``, parts joined, or None: ``io.read("session:corp", owner="corp")``."""
@@ -112,20 +124,45 @@ class KeyringIO:
         self._run("write", key, lambda: self._write(key, value))
 
     def delete(self, key: str) -> None:
-        """Remove an item and its parts; a missing one is fine: ``io.delete("session:corp")``."""
+        """Remove an item, its parts and every journaled generation; a missing one is fine.
+
+        Example: ``io.delete("session:corp")``
+        """
         self._run("delete", key, lambda: self._delete(key))
+
+    def journal_keys(self) -> frozenset[str]:
+        """Keys with a recorded generation of parts: ``"session:corp" in io.journal_keys()``."""
+        return frozenset(g.key for g in self._journal().read())
+
+    def sweep(self, grace: float) -> tuple[int, int]:
+        """Remove recorded generations older than ``grace`` s that no head references.
+
+        Returns ``(generations, parts)`` removed. A generation younger than ``grace`` may be a
+        write in progress and is left alone. Example: ``io.sweep(600.0) == (0, 0)``.
+        """
+        cutoff = time.time() - grace
+        stale: dict[str, list[Generation]] = {}
+        for g in self._journal().read():
+            if g.at <= cutoff:
+                stale.setdefault(g.key, []).append(g)
+        generations = parts = 0
+        for key, gens in stale.items():
+            done = self._run("sweep", key, functools.partial(self._sweep_key, key, gens))
+            generations, parts = generations + done[0], parts + done[1]
+        return generations, parts
 
     # --- work done on the keyring thread ----------------------------------------------------
 
     def _read(self, key: str, owner: str) -> str | None:
-        kr = _usable_backend()
+        kr = usable_backend()
         try:
             return self._read_parts(kr, key, owner)
         except UnicodeError:
             raise corrupt_error(key, owner) from None
 
     def _read_parts(self, kr: Any, key: str, owner: str) -> str | None:
-        for _ in range(_READ_ATTEMPTS):
+        replaced = rechecks = 0
+        while True:
             text = _get(kr, self.service, key)
             if text is None:
                 return None
@@ -133,42 +170,101 @@ class KeyringIO:
             if head is None:
                 return str(text)
             count, chunk_id, digest = head
-            found = [_get(kr, self.service, chunk_name(key, chunk_id, i)) for i in range(1, count + 1)]
-            parts = [p for p in found if p is not None]
-            if len(parts) == count:
-                value = "".join(parts)
-                if _sha256(value) == digest:
-                    return value
+            value = self._parts_of(kr, key, count, chunk_id)
+            if value is not None and _sha256(value) == digest:
+                return value
             # A writer may have replaced the item between our reads: look at the head again.
-            if _get(kr, self.service, key) == text:
+            if _get(kr, self.service, key) != text:
+                replaced += 1
+                if replaced >= _READ_ATTEMPTS:
+                    raise corrupt_error(key, owner)
+                continue
+            # Same head. gnome-keyring can briefly fail to find an item it has just stored while
+            # others are created and removed around it, so look again before calling it corrupt.
+            rechecks += 1
+            if rechecks > _SAME_HEAD_RECHECKS:
                 raise corrupt_error(key, owner)
-        raise corrupt_error(key, owner)
+            time.sleep(0.05 * rechecks)
+
+    def _parts_of(self, kr: Any, key: str, count: int, chunk_id: str) -> str | None:
+        """One generation's parts joined, or None at the first one missing.
+
+        Read highest index first, the order a writer deletes them in: a reader that got ahead
+        of the deletion stays ahead, and one that is behind learns it at once.
+        """
+        parts: list[str] = []
+        for i in range(count, 0, -1):
+            part = _get(kr, self.service, chunk_name(key, chunk_id, i))
+            if part is None:
+                return None
+            parts.append(part)
+        return "".join(reversed(parts))
 
     def _write(self, key: str, value: str) -> None:
-        kr = _usable_backend()
-        old_head = self._current_head(kr, key)
-        if stored_size(value) <= CHUNK_LIMIT:
-            kr.set_password(self.service, key, value)
-        else:
-            import secrets
+        from ssocred.chunkjournal import Generation
 
-            chunk_id = secrets.token_hex(4)
-            while old_head is not None and chunk_id == old_head[1]:
-                chunk_id = secrets.token_hex(4)
+        kr = usable_backend()
+        old_head = self._current_head(kr, key)
+        journal = self._journal()
+        chunked = stored_size(value) > CHUNK_LIMIT
+        # A plain value replacing a plain value has no generation to record or to forget.
+        recorded = journal.of(key) if chunked or old_head is not None else ()
+        now = time.time()
+        # A generation stored before the journal existed is recorded too, once, so that a
+        # removal cut short below is finished by the sweep like any other.
+        adding = [Generation(key, old_head[1], old_head[0], now)] if old_head else []
+        adding = [g for g in adding if all(r.id != g.id for r in recorded)]
+        if not chunked:
+            journal.add(*adding)
+            _set(kr, self.service, key, value)
+        else:
+            chunk_id = _fresh_id({g.id for g in (*recorded, *adding)})
             parts = split_value(value)
+            journal.add(*adding, Generation(key, chunk_id, len(parts), now))
             for i, part in enumerate(parts, start=1):
-                kr.set_password(self.service, chunk_name(key, chunk_id, i), part)
+                _set(kr, self.service, chunk_name(key, chunk_id, i), part)
             head = {"chunks": len(parts), "id": chunk_id, "sha256": _sha256(value)}
-            kr.set_password(self.service, key, json.dumps(head, separators=(",", ":")))
-        if old_head is not None:
-            self._delete_parts(kr, key, old_head)
+            _set(kr, self.service, key, json.dumps(head, separators=(",", ":")))
+        if old_head is None:
+            return
+        count, old_id, _ = old_head
+        try:
+            self._delete_parts(kr, key, count, old_id)
+        except Exception:
+            return  # the new value is stored; the journal still names the old parts for the sweep
+        journal.drop(key, {old_id})
 
     def _delete(self, key: str) -> None:
-        kr = _usable_backend()
+        kr = usable_backend()
         head = self._current_head(kr, key)
         _forget(kr, self.service, key)
         if head is not None:
-            self._delete_parts(kr, key, head)
+            self._delete_parts(kr, key, head[0], head[1])
+        journal = self._journal()
+        recorded = journal.of(key)
+        for g in recorded:
+            if head is None or g.id != head[1]:
+                self._delete_parts(kr, key, g.chunks, g.id)
+        journal.drop(key, {g.id for g in recorded})
+
+    def _sweep_key(self, key: str, candidates: list[Generation]) -> tuple[int, int]:
+        kr = usable_backend()
+        try:
+            text = _get(kr, self.service, key)
+        except UnicodeError:
+            return 0, 0  # an unreadable head names no id: nothing can be known to be unreferenced
+        head = _head(text) if text is not None else None
+        stale = [g for g in candidates if head is None or g.id != head[1]]
+        parts = sum(self._delete_parts(kr, key, g.chunks, g.id) for g in stale)
+        self._journal().drop(key, {g.id for g in stale})
+        return len(stale), parts
+
+    def _journal(self) -> Journal:
+        from ssocred.chunkjournal import Journal, journal_path
+
+        # Resolved on each use, as the index is, so that a changed SSOCRED_STATE_DIR is honoured.
+        # Half the keyring timeout: a stuck journal lock is named as such, not as a silent keyring.
+        return Journal(journal_path(self.service), self.timeout / 2)
 
     def _current_head(self, kr: Any, key: str) -> tuple[int, str, str] | None:
         """The head now under ``key``, so its parts can be removed; None for plain or unreadable."""
@@ -178,10 +274,9 @@ class KeyringIO:
             return None  # an unreadable item is overwritten or removed all the same
         return _head(text) if text is not None else None
 
-    def _delete_parts(self, kr: Any, key: str, head: tuple[int, str, str]) -> None:
-        count, chunk_id, _ = head
-        for i in range(1, count + 1):
-            _forget(kr, self.service, chunk_name(key, chunk_id, i))
+    def _delete_parts(self, kr: Any, key: str, count: int, chunk_id: str) -> int:
+        """Remove one generation's parts, highest index first; how many were there."""
+        return sum(_forget(kr, self.service, chunk_name(key, chunk_id, i)) for i in range(count, 0, -1))
 
     # --- timeout and error translation -----------------------------------------------------
 
@@ -226,93 +321,50 @@ def _get(kr: Any, service: str, username: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _forget(kr: Any, service: str, username: str) -> None:
+def _set(kr: Any, service: str, username: str, value: str) -> None:
+    _again_if_lost(lambda: kr.set_password(service, username, value))
+
+
+def _forget(kr: Any, service: str, username: str) -> bool:
+    """Delete one item; whether it was there."""
     from keyring.errors import PasswordDeleteError
 
-    # keyring's way of saying "no such item": already gone is what we want.
-    with contextlib.suppress(PasswordDeleteError):
-        kr.delete_password(service, username)
-
-
-def _usable_backend() -> Any:
-    """keyring's chosen backend, or StoreError when it is one that cannot keep secrets."""
-    import keyring
-    from keyring.backends import chainer, fail, null
-
-    kr = keyring.get_keyring()
-    empty_chain = isinstance(kr, chainer.ChainerBackend) and not kr.backends
-    if isinstance(kr, (fail.Keyring, null.Keyring)) or empty_chain or _unchosen_plaintext(kr):
-        raise StoreError(
-            f"no usable OS keyring (keyring picked {kr.name!r})",
-            fix="install and unlock a Secret Service such as gnome-keyring, "
-            "or choose a backend with PYTHON_KEYRING_BACKEND",
-        )
-    if not isinstance(kr, chainer.ChainerBackend):
-        _remember(f"{type(kr).__module__}.{type(kr).__name__}")
-    return kr
-
-
-_REMEMBERED = "keyring-backend"
-_remembered: str | None = None
-
-
-def _remember(name: str) -> None:
-    """Note the detected backend (not a secret) so that later runs can skip keyring's detection."""
-    global _remembered
-    if _remembered == name or os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return
-    from ssocred import paths
-
-    path = paths.state_dir() / _REMEMBERED
     try:
-        if path.read_text(encoding="utf-8").strip() != name:
-            raise FileNotFoundError
-    except OSError:
-        with contextlib.suppress(OSError):
-            paths.private_dir(path.parent)
-            paths.atomic_write(path, name.encode("utf-8"))
-    _remembered = name
+        _again_if_lost(lambda: kr.delete_password(service, username))
+    except PasswordDeleteError:
+        return False  # keyring's way of saying "no such item": already gone is what we want
+    return True
 
 
-def use_remembered_backend() -> None:
-    """Load the backend an earlier run detected, skipping detection (most of keyring's start-up).
+def _again_if_lost(change: Callable[[], object]) -> None:
+    """Make a change, once more after a pause if the Secret Service lost track of an item meanwhile.
 
-    Only when neither ``PYTHON_KEYRING_BACKEND`` nor a keyringrc file chooses one; anything
-    unexpected leaves keyring to detect as usual. Example: called first by ``ssocred process``.
+    gnome-keyring can store an item and then briefly fail to find it while others are created
+    and removed around it; storing again replaces it, and deleting again finds it or says it is gone.
     """
-    global _remembered
-    if os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return
-    from ssocred import paths
-
     try:
-        name = (paths.state_dir() / _REMEMBERED).read_text(encoding="utf-8").strip()
-    except OSError:
-        return
-    import keyring.core
-
-    if not name or keyring.core.load_config():
-        return
-    try:
-        keyring.core.set_keyring(keyring.core.load_keyring(name))
-    except Exception:  # a backend that no longer loads: detection decides
-        return
-    _remembered = name
+        change()
+    except Exception as exc:
+        if type(exc).__name__ != "ItemNotFoundException":
+            raise
+        time.sleep(0.05)
+        change()
 
 
-def _unchosen_plaintext(kr: Any) -> bool:
-    """A keyrings.alt file backend that keyring fell back to rather than one the user chose."""
-    if not type(kr).__module__.startswith("keyrings.alt"):
-        return False
-    import keyring.core
+def _fresh_id(taken: Collection[str]) -> str:
+    """A chunk id that no recorded or current generation of the item uses."""
+    import secrets
 
-    return not (os.environ.get("PYTHON_KEYRING_BACKEND") or keyring.core.load_config())
+    chunk_id = secrets.token_hex(4)
+    while chunk_id in taken:
+        chunk_id = secrets.token_hex(4)
+    return chunk_id
 
 
 def _translate(exc: BaseException, verb: str, what: str) -> BaseException:
     """A one-line StoreError for a backend failure; never quotes a stored value."""
-    if isinstance(exc, StoreError):
-        return exc
+    if isinstance(exc, SsocredError):
+        return exc  # already one line of ours (a store error, a lock of the chunk journal)
     import keyring.errors
 
     names = {cls.__name__ for cls in type(exc).__mro__}

@@ -112,8 +112,7 @@ def login(req: LoginRequest, store: Store, out: TextIO, env: Mapping[str, str] |
     """
     import os
 
-    from filelock import Timeout
-
+    from ssocred.locks import LockTimeout, held
     from ssocred.oidc import Oidc
 
     if not req.start_url.startswith("https://"):
@@ -127,11 +126,11 @@ def login(req: LoginRequest, store: Store, out: TextIO, env: Mapping[str, str] |
     lock = store.login_lock(req.key)
     try:
         lock.acquire(timeout=0)
-    except Timeout:
+    except LockTimeout:
         print(f"Another ssocred login for '{req.key}' is in progress; waiting for it to finish...", file=out)
         try:
             lock.acquire(timeout=req.timeout)
-        except Timeout:
+        except LockTimeout:
             raise ServiceError(f"another login for '{req.key}' did not finish in {req.timeout:.0f} s",
                                fix="finish or cancel that login and try again") from None
     try:
@@ -145,7 +144,9 @@ def login(req: LoginRequest, store: Store, out: TextIO, env: Mapping[str, str] |
             token = _pkce(req, oidc, current, out)
         else:
             token = _device(req, oidc, current, out, environ)
-        store.save_session(req.key, token)
+        # Under the session lock: a refresh or logout in flight must not overwrite or delete it.
+        with held(store.session_lock(req.key), f"SSO session '{req.key}'"):
+            store.save_session(req.key, token)
         from ssocred import awscache
 
         awscache.after_refresh(req.key, token)

@@ -128,6 +128,16 @@ class RoleCredentials:
         return self.expiration - now
 
 
+def fingerprint(token: Token) -> str:
+    """A short, one-way name of an access token, to tell tokens apart without showing one.
+
+    Example: ``fingerprint(token) == fingerprint(store.load_session("corp"))`` while nobody refreshed.
+    """
+    import hashlib  # deferred: loading OpenSSL costs the start-up of every caller
+
+    return hashlib.sha256(token.access_token.encode("utf-8")).hexdigest()[:16]
+
+
 def needs_inline_refresh(token: Token, now: float) -> bool:
     """Whether a caller without the daemon should refresh now: expired or nearly so."""
     return token.remaining(now) <= scaled_window(INLINE_TOKEN_WINDOW, token.lifetime)

@@ -24,7 +24,7 @@ from ssocred.errors import ServiceError
 from ssocred.paths import atomic_write, private_dir, runtime_dir, state_dir
 
 if TYPE_CHECKING:
-    from filelock import BaseFileLock
+    from ssocred.locks import Lock
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +119,18 @@ class AlreadyRunning(ServiceError):
                          fix="stop it first (systemctl --user stop ssocred) or leave it running")
 
 
-def acquire_pid_lock() -> BaseFileLock:
+def acquire_pid_lock() -> Lock:
     """Take ``runtime_dir()/daemon.lock`` and record our pid; AlreadyRunning when another daemon has it.
 
     Example: ``lock = acquire_pid_lock(); ...; release_pid_lock(lock)``
     """
-    from filelock import FileLock, Timeout
+    from ssocred import locks
 
     directory = private_dir(runtime_dir())
-    lock = FileLock(str(directory / LOCK_FILE), mode=0o600)
+    lock = locks.Lock(directory / LOCK_FILE, "the daemon's pid file")
     try:
         lock.acquire(timeout=LOCK_WAIT)
-    except Timeout:
+    except locks.LockTimeout:
         try:
             pid: int | None = int((directory / PID_FILE).read_text().strip())
         except (OSError, ValueError):
@@ -140,7 +140,7 @@ def acquire_pid_lock() -> BaseFileLock:
     return lock
 
 
-def release_pid_lock(lock: BaseFileLock) -> None:
+def release_pid_lock(lock: Lock) -> None:
     """Remove the status and pid files, then free the lock: ``release_pid_lock(lock)``."""
     for path in (status_path(), runtime_dir() / PID_FILE):
         path.unlink(missing_ok=True)
@@ -221,15 +221,13 @@ def _alive(pid: int) -> bool:
 
 
 def _lock_held() -> bool:
-    from filelock import FileLock, Timeout
+    from ssocred import locks
 
     path = runtime_dir() / LOCK_FILE
     if not path.exists():
         return False
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
+    lock = locks.Lock(path)
+    if not locks.try_acquire(lock):
         return True
     lock.release()
     return False

@@ -154,4 +154,8 @@ def main(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     sys.stdout.write(text)
     sys.stdout.flush()
+    tokens = sys.modules.get("ssocred.tokens")  # only a refresh can leave something unsaved
+    if tokens is not None:
+        for line in tokens.unsaved_warnings():
+            sys.stderr.write(f"ssocred: warning: {line}\n")
     return 0

@@ -49,6 +49,8 @@ def _login(d: dict[str, Any]) -> str:
     lines.append(f"  stored in: {d['store']}")
     if d.get("exported"):
         lines.append(f"  exported for the AWS CLI: {d['exported']}")
+    if d.get("export_note"):
+        lines.append(f"  note: {d['export_note']}")
     return "\n".join(lines)
 
 
@@ -69,6 +71,10 @@ def _daemon(daemon: dict[str, Any] | None) -> list[str]:
     if not daemon:
         return ["daemon: not running (start it with: ssocred service install, or ssocred daemon)"]
     lines = [f"daemon: running (pid {daemon['pid']}, since {daemon['started_at']})"]
+    if daemon.get("refreshes"):
+        commit = daemon.get("last_commit_ms")
+        stored = f"; the last one was stored {commit:.0f} ms after the answer" if commit is not None else ""
+        lines.append(f"  token refreshes: {daemon['refreshes']}{stored}")
     for name, s in sorted(daemon.get("sessions", {}).items()):
         error = f", last error: {s['last_error']}" if s.get("last_error") else ""
         lines.append(f"  {name}: last refresh {s.get('last_refresh') or 'none yet'}, "
@@ -104,6 +110,9 @@ def _status(d: dict[str, Any]) -> str:
         lines.append(f"{s['session']}: logged in, token {state} (until {s['expires_at']}), {refresh}")
         if s.get("registration_expires_at"):
             lines.append(f"  client registration until {s['registration_expires_at']}")
+        if s.get("refresh_started_at"):
+            lines.append(f"  a refresh started at {s['refresh_started_at']} has not stored its result (still "
+                         "running, or interrupted; ssocred doctor tells which)")
         for c in s["credentials"]:
             c_left = c["expiration_epoch"] - now
             lines.append(f"  {c['account_id']} {c['role_name']}: credentials valid for {duration(c_left)}")

@@ -152,6 +152,17 @@ def darwin_log_dir() -> Path:
     return Path(os.environ.get("SSOCRED_LOG_DIR") or os.path.expanduser("~/Library/Logs/ssocred"))
 
 
+def installed() -> bool:
+    """Whether a service manager starts the daemon here (its unit or agent file exists): ``installed()``."""
+    try:
+        platform = host_platform()
+    except UsageError:
+        return False
+    if platform == "darwin":
+        return plist_path().exists()
+    return (unit_dir() / "ssocred.service").exists()
+
+
 def rendered(platform: str) -> dict[Path, str]:
     """The files ``install`` writes, by path, e.g. ``rendered("linux")[unit_dir() / "ssocred.service"]``."""
     command, env = ssocred_command(), _passed_env()

@@ -4,6 +4,9 @@ The socket is ``rundir.socket_path()`` in a 0700 directory, created 0600, or the
 passes (socket activation, fd 3). Each connection is checked first: a peer with another uid
 gets a refusal and nothing else. The wire protocol is described in ``ssocred.fastpath``; the
 answer is the no-daemon path's output, byte for byte (``process.output``/``error_output``).
+Clients that need an SSO token refreshed ask here too (``"op": "refresh"``), so that only the
+daemon ever spends a refresh token while it runs. While an answer is being prepared, the
+client gets a keep-alive byte every quarter second: a silent daemon is a stopped one.
 
 Example: ``server = start(); ...; server.close()``, or ``python -m ssocred.sockserver --verbose``.
 """
@@ -45,6 +48,10 @@ REQUEST_TIMEOUT = 5.0
 MAX_REQUEST = 64 * 1024
 #: systemd's first passed descriptor (``SD_LISTEN_FDS_START``).
 LISTEN_FD = 3
+#: An answer ready sooner than this needs no keep-alive byte ...
+KEEPALIVE_FIRST = 0.1
+#: ... a slower one gets one this often (the client gives up after a second of silence).
+KEEPALIVE_INTERVAL = 0.25
 
 Role = tuple[str, str, str]
 
@@ -87,6 +94,9 @@ def start(path: str | None = None) -> RunningServer:
 
     Example: ``start().path == rundir.socket_path()``; SocketInUse if another daemon answers there.
     """
+    from ssocred import tokens
+
+    tokens.serve_refreshes()  # this process answers refreshes: it must never ask itself for one
     sock = _inherited_socket() if path is None else None
     inode = None
     if sock is not None:
@@ -114,6 +124,7 @@ class Responder:
         # a burst of clients for a cold role waits here, then takes the first one's result.
         self._loading = threading.Lock()
         self._memo: dict[Role, tuple[float, RoleCredentials]] = {}
+        self._keepalive = KeepAlive()
 
     def serve(self, conn: socket.socket) -> None:
         """Check the peer, read one request, send the reply: ``responder.serve(conn)``."""
@@ -127,15 +138,17 @@ class Responder:
         if line is None:
             return
         began = time.monotonic()
-        code, text, role = self.answer(line)
-        _send(conn, code, text)
+        with self._keepalive.beating(conn):
+            code, text, role = self.answer(line)
         what = " ".join(role) if role else "a request"
+        # Logged before the reply goes out: whoever has the answer finds it in the log already.
         if code == FALLBACK:
             log.debug("left %s to the client: %s", what, text.strip())
-            return
-        # An error line names what failed and the fix, never a secret (SsocredError's contract).
-        log.debug("answered %s: exit %d in %.1f ms%s", what, code, (time.monotonic() - began) * 1000,
-                  f" ({text.strip()})" if code else "")
+        else:
+            # An error line names what failed and the fix, never a secret (SsocredError's contract).
+            log.debug("answered %s: exit %d in %.1f ms%s", what, code, (time.monotonic() - began) * 1000,
+                      f" ({text.strip()})" if code else "")
+        _send(conn, code, text)
         if code == 0 and role is not None:
             from ssocred.credentials import record_use
             from ssocred.store import Store
@@ -158,6 +171,12 @@ class Responder:
             return FALLBACK, "malformed request\n", None
         if req.get("service") != self.service or req.get("backend") != self.backend:
             return FALLBACK, "the client uses another keyring service or backend\n", None
+        op = req.get("op", "process")
+        if op == "refresh":
+            code, text = self._refresh(req)
+            return code, text, None
+        if op != "process":
+            return FALLBACK, "unknown request\n", None
         role: Role | None = None
         try:
             opts = parse_args(argv)
@@ -174,6 +193,30 @@ class Responder:
             log.error("a request failed with %s (%s)", type(exc).__name__, _where(exc))
             return FALLBACK, "the daemon failed\n", None
         return 0, output(creds), role
+
+    def _refresh(self, req: dict[str, object]) -> tuple[int, str]:
+        """Refresh an SSO token for a client, under the session lock as any refresh: ``(code, text)``."""
+        from ssocred import logs, tokens
+        from ssocred.model import fingerprint
+        from ssocred.store import Store
+
+        session, seen, force = req.get("session"), req.get("seen"), req.get("force")
+        if not (isinstance(session, str) and session and isinstance(seen, str) and isinstance(force, bool)):
+            return FALLBACK, "malformed request\n"
+        began = time.monotonic()
+        try:
+            token = tokens.refresh_here(Store(self.service), session, seen=seen or None, force=force)
+        except SsocredError as exc:
+            log.info("session %s: a client's refresh failed: %s", session, exc.line())
+            return exc.exit_code, json.dumps({"message": exc.message, "fix": exc.fix}) + "\n"
+        except Exception as exc:
+            log.error("a refresh failed with %s (%s)", type(exc).__name__, _where(exc))
+            return FALLBACK, "the daemon failed\n"
+        reg = token.registration
+        logs.redact_all([token.access_token, token.refresh_token, reg.client_secret if reg else None])
+        log.debug("session %s: refresh asked by a client answered in %.1f ms", session,
+                  (time.monotonic() - began) * 1000)
+        return 0, json.dumps({"fingerprint": fingerprint(token)}) + "\n"
 
     def _credentials(self, role: Role, *, may_login: bool) -> RoleCredentials:
         from ssocred.credentials import role_credentials
@@ -228,6 +271,50 @@ class Responder:
             self._memo[role] = (entry.updated_at, creds)
         else:
             self._memo.pop(role, None)
+
+
+class KeepAlive:
+    """Sends ``+`` to every connection whose answer is still being prepared, from one thread.
+
+    Example: ``with keepalive.beating(conn): code, text, role = responder.answer(line)``
+    """
+
+    def __init__(self) -> None:
+        self._due: dict[socket.socket, float] = {}
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    @contextlib.contextmanager
+    def beating(self, conn: socket.socket) -> Iterator[None]:
+        """Keep ``conn``'s client waiting patiently while the block runs; no byte follows the block."""
+        with self._changed:
+            self._due[conn] = time.monotonic() + KEEPALIVE_FIRST
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._beat, name="ssocred-keepalive", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+        try:
+            yield
+        finally:
+            with self._changed:  # a byte being sent finishes before the answer can follow it
+                self._due.pop(conn, None)
+
+    def _beat(self) -> None:
+        with self._changed:
+            while True:
+                if not self._due:
+                    self._changed.wait()
+                    continue
+                now = time.monotonic()
+                soonest = min(self._due.values())
+                if soonest > now:
+                    self._changed.wait(soonest - now)
+                    continue
+                for conn, due in list(self._due.items()):
+                    if due <= now:
+                        with contextlib.suppress(OSError):  # a full buffer or a gone client: nothing to keep
+                            conn.send(b"+", socket.MSG_DONTWAIT)
+                        self._due[conn] = now + KEEPALIVE_INTERVAL
 
 
 def peer_uid(conn: socket.socket) -> int:
@@ -312,7 +399,7 @@ def _inherited_socket() -> socket.socket | None:
 
 def _bind(path: str) -> tuple[socket.socket, int]:
     """A listening socket at ``path``, replacing a stale one; its inode identifies our file."""
-    private_dir(Path(path).parent)
+    private_dir(Path(rundir.bindable(path)).parent)
     with _startup_lock(path):
         _remove_stale(path)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -8,13 +8,19 @@ Keyring items under the service name (``$SSOCRED_KEYRING_SERVICE`` or ``ssocred`
 Large values are split into parts (format in ``ssocred.keyring_io``). A small non-secret index
 (``ssocred.index``) records which items exist and when they expire, since the keyring cannot
 list them. Reads take no lock; writers hold ``session_lock`` / ``role_lock`` around
-read-check-fetch-write, and ``login_lock`` keeps logins to one per session.
+read-check-fetch-write, and ``login_lock`` keeps logins to one per session (all ``ssocred.locks``).
+
+Nothing is stored that logout cannot find: a role is indexed (as a placeholder, see
+``is_placeholder``) before its first keyring write, every generation of a chunked item is
+journaled (``ssocred.chunkjournal``), and ``delete_session`` removes all of it, index entries
+and role lock files included. ``sweep`` removes what killed writers left behind.
 
 Example: ``Store().load_session("corp")``
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -37,11 +43,36 @@ from ssocred.paths import lock_dir, state_dir
 from ssocred.rundir import DEFAULT_SERVICE, keyring_service
 
 if TYPE_CHECKING:
-    import filelock
+    from ssocred.locks import Lock
 
-__all__ = ["CredsEntry", "Index", "SessionEntry", "Store", "StoreError"]
+__all__ = ["CredsEntry", "Index", "SessionEntry", "Store", "StoreError", "SweepReport"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A generation of parts younger than this may belong to a write in progress; the sweep leaves it.
+SWEEP_GRACE = 600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepReport:
+    """What ``Store.sweep`` removed, counts only: ``SweepReport(generations=1, parts=3, lock_files=0)``."""
+
+    generations: int
+    parts: int
+    lock_files: int
+
+
+def placeholder(session: str, account: str, role: str) -> CredsEntry:
+    """The index entry of a role whose first keyring write has not happened (or finished) yet.
+
+    All its times are 0: never recently requested (the daemon does not pre-fetch it), never an
+    ``updated_at`` or ``expiration`` that real credentials carry. Example: ``placeholder("corp", "1", "R")``
+    """
+    return CredsEntry(session, account, role, expiration=0.0, updated_at=0.0, last_requested_at=0.0)
+
+
+def is_placeholder(entry: CredsEntry) -> bool:
+    """Whether an index entry stands for no credentials yet: ``is_placeholder(placeholder("c", "1", "R"))``."""
+    return entry.updated_at == 0.0
 
 
 def session_key(name: str) -> str:
@@ -93,26 +124,82 @@ class Store:
 
     def save_session(self, name: str, token: Token) -> None:
         """Store ``token`` as session ``name`` and index it: ``store.save_session("corp", token)``."""
+        self.write_session(name, token)
+        self.index_session(name, token)
+
+    def write_session(self, name: str, token: Token) -> None:
+        """Put ``token`` in the keyring only (the commit of a refresh): ``store.write_session("corp", t)``."""
         self._keyring.write(session_key(name), _dumps(token_to_dict(token)))
-        now = time.time()
-        entry = SessionEntry(
-            name=name,
-            expires_at=token.expires_at,
-            refreshable=token.refreshable(now),
-            registration_expires_at=token.registration.expires_at if token.registration else None,
-            updated_at=now,
-        )
+
+    def index_session(self, name: str, token: Token) -> None:
+        """Record a stored ``token`` in the index, ending any refresh in flight: ``store.index_session("corp", t)``."""
+        entry = _session_entry(name, token, time.time())
         self._index.update(lambda ix: ix.with_session(entry))
 
+    def mark_refresh(self, name: str, token: Token, at: float) -> None:
+        """Note that a refresh of ``token`` began at ``at`` and has not stored its result yet.
+
+        Example: ``store.mark_refresh("corp", token, time.time())``; ``index_session`` clears it.
+        """
+
+        def change(ix: Index) -> Index:
+            entry = ix.sessions.get(name) or _session_entry(name, token, at)
+            return ix.with_session(dataclasses.replace(entry, refresh_started_at=at))
+
+        self._index.update(change)
+
+    def end_refresh(self, name: str) -> None:
+        """Clear the mark of a refresh the service answered without a new token: ``store.end_refresh("corp")``."""
+
+        def change(ix: Index) -> Index:
+            entry = ix.sessions.get(name)
+            if entry is None or entry.refresh_started_at is None:
+                return ix
+            return ix.with_session(dataclasses.replace(entry, refresh_started_at=None))
+
+        self._index.update(change)
+
     def delete_session(self, name: str) -> None:
-        """Remove a session, its role credentials and index entries: ``store.delete_session("corp")``."""
-        gone: set[tuple[str, str, str]] = set()
-        for entry in self._index.read().creds_of(name):
-            self._keyring.delete(creds_key(*entry.key))
-            gone.add(entry.key)
-        self._keyring.delete(session_key(name))
-        # Only the entries whose items were removed: credentials saved meanwhile stay indexed.
-        self._index.update(lambda ix: ix.without(name, frozenset(gone)))
+        """Remove a session with all its items, generations, index entries, role lock files: ``delete_session("c")``."""
+        from ssocred import locks
+
+        # Roles indexed or journaled now; credentials saved meanwhile stay indexed for the next logout.
+        roles = {entry.key for entry in self._index.read().creds_of(name)} | self._journaled_roles(name)
+        taken: list[Lock] = []
+        try:
+            for role in sorted(roles):
+                lock = self.role_lock(*role)
+                # Never wait: a fetch holding a role lock may be waiting for the session lock we hold.
+                if locks.try_acquire(lock):
+                    taken.append(lock)
+                self._keyring.delete(creds_key(*role))
+            self._keyring.delete(session_key(name))
+            self._index.update(lambda ix: ix.without(name, frozenset(roles)))
+            for lock in taken:
+                locks.remove_held(lock)  # the last step of each hold: nothing else is done under them
+        finally:
+            for lock in taken:
+                lock.release()
+
+    def stored_sessions(self) -> frozenset[str]:
+        """Every session the store may hold anything of (index and chunk journal): ``store.stored_sessions()``."""
+        index = self._index.read()
+        names = set(index.sessions) | {c.session for c in index.creds}
+        for key in self._keyring.journal_keys():
+            if key.startswith("session:"):
+                names.add(key[len("session:"):])
+            elif (role := _role_of(key)) is not None:
+                names.add(role[0])
+        return frozenset(names)
+
+    def sweep(self, grace: float = SWEEP_GRACE) -> SweepReport:
+        """Remove what killed writers left: ``store.sweep().parts`` (the daemon calls it from its scan).
+
+        That is generations of parts older than ``grace`` s that no head references, and lock
+        files of roles without an index entry (held ones are skipped).
+        """
+        generations, parts = self._keyring.sweep(grace)
+        return SweepReport(generations, parts, self._sweep_role_locks())
 
     # --- role credentials ---------------------------------------------------------------------
 
@@ -133,8 +220,12 @@ class Store:
         """Store and index credentials: ``store.save_creds("corp", "111122223333", "Admin", creds)``.
 
         ``requested=False`` (the daemon's pre-fetch) keeps the recorded time of the last request,
-        so that pre-fetching alone never makes a role look in use.
+        so that pre-fetching alone never makes a role look in use. A role new to the index is
+        recorded as a placeholder before the keyring write, so that an item is never unindexed.
         """
+        if self._index.read().find_creds(session, account, role) is None:
+            first = placeholder(session, account, role)
+            self._index.update(lambda ix: ix.with_creds(first) if ix.find_creds(*first.key) is None else ix)
         self._keyring.write(creds_key(session, account, role), _dumps(credentials_to_dict(creds)))
         now = time.time()
 
@@ -148,9 +239,15 @@ class Store:
         self._index.update(change)
 
     def delete_creds(self, session: str, account: str, role: str) -> None:
-        """Remove credentials and index entry: ``store.delete_creds("corp", "111122223333", "Admin")``."""
+        """Remove credentials, index entry and role lock file: ``store.delete_creds("corp", "111122223333", "Admin")``.
+
+        The lock file stays when someone holds the lock (a fetch in progress needs it).
+        """
+        from ssocred import locks
+
         self._keyring.delete(creds_key(session, account, role))
         self._index.update(lambda ix: ix.without(None, frozenset({(session, account, role)})))
+        locks.discard(self.role_lock(session, account, role))
 
     def touch_creds(self, session: str, account: str, role: str, when: float | None = None) -> None:
         """Record that credentials were asked for (the daemon pre-fetches recently used ones).
@@ -179,30 +276,71 @@ class Store:
             return state_dir() / "index.json"
         return state_dir() / f"index-{_safe_name(self.service)[:40]}-{_digest(self.service, 8)}.json"
 
-    def session_lock(self, name: str) -> filelock.FileLock:
+    def session_lock(self, name: str) -> Lock:
         """Guards read-check-refresh-write of a token: ``with store.session_lock("corp"): ...``."""
-        return self._lock("session", name)
+        return self._lock("session", (name,), f"SSO session '{name}'")
 
-    def login_lock(self, name: str) -> filelock.FileLock:
+    def login_lock(self, name: str) -> Lock:
         """One interactive login per session at a time: ``with store.login_lock("corp"): ...``."""
-        return self._lock("login", name)
+        return self._lock("login", (name,), f"the login of '{name}'")
 
-    def role_lock(self, session: str, account: str, role: str) -> filelock.FileLock:
+    def role_lock(self, session: str, account: str, role: str) -> Lock:
         """Guards fetch-write of one role's credentials: ``with store.role_lock("corp", "1", "Admin"):``."""
-        return self._lock("role", session, account, role)
+        return self._lock("role", (session, account, role), f"role '{role}' in {account}")
 
     @property
     def _index(self) -> IndexFile:
         # Resolved on each use so that a changed SSOCRED_STATE_DIR is honoured.
         return IndexFile(self.index_path(), self.timeout)
 
-    def _lock(self, kind: str, *parts: str) -> filelock.FileLock:
-        from filelock import FileLock
+    def _lock(self, kind: str, parts: tuple[str, ...], what: str) -> Lock:
+        from ssocred.locks import Lock
 
+        return Lock(lock_dir() / self._lock_name(kind, parts), what)
+
+    def _lock_name(self, kind: str, parts: tuple[str, ...]) -> str:
         digest = _digest("\0".join((self.service, kind, *parts)), 16)
-        readable = _safe_name(":".join(parts))[:40]
+        return f"{kind}-{_safe_name(':'.join(parts))[:40]}-{digest}.lock"
+
+    def _journaled_roles(self, session: str) -> set[tuple[str, str, str]]:
+        """Roles of ``session`` with a journaled generation (a write may have died before indexing)."""
+        roles = {_role_of(key) for key in self._keyring.journal_keys()}
+        return {r for r in roles if r is not None and r[0] == session}
+
+    def _sweep_role_locks(self) -> int:
+        """Remove role lock files that no indexed role of this store names; held ones stay."""
+        from ssocred import locks
+
         directory = lock_dir()
-        return FileLock(str(directory / f"{kind}-{readable}-{digest}.lock"), mode=0o600)
+        wanted = {self._lock_name("role", c.key) for c in self._index.read().creds}
+        removed = 0
+        for name in sorted(os.listdir(directory)):
+            # Another service's role lock may go too: removal is safe for whoever takes it next.
+            if name.startswith("role-") and name.endswith(".lock") and name not in wanted:
+                removed += locks.discard(locks.Lock(directory / name))
+        return removed
+
+
+def _session_entry(name: str, token: Token, now: float) -> SessionEntry:
+    """The index entry of a stored token (no refresh in flight)."""
+    return SessionEntry(
+        name=name,
+        expires_at=token.expires_at,
+        refreshable=token.refreshable(now),
+        registration_expires_at=token.registration.expires_at if token.registration else None,
+        updated_at=now,
+    )
+
+
+def _role_of(key: str) -> tuple[str, str, str] | None:
+    """``(session, account, role)`` of a credentials key, else None: ``_role_of("creds:c:1:R") == ("c", "1", "R")``.
+
+    Split from the right: a legacy session name is a start URL, which has colons of its own.
+    """
+    if not key.startswith("creds:"):
+        return None
+    fields = key[len("creds:"):].rsplit(":", 2)
+    return (fields[0], fields[1], fields[2]) if len(fields) == 3 else None
 
 
 def _env_timeout() -> float:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.emulator import RunningEmulator, start_emulator
 
-pytest_plugins = ["tests.support.secret_service"]
+pytest_plugins = ["tests.support.secret_service", "tests.support.daemon"]
 
 _SCRUB = (
     "AWS_PROFILE",

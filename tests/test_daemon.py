@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,10 +31,10 @@ from ssocred.model import (
     scaled_window,
 )
 from ssocred.store import Store
-from tests.support.cli import ACCOUNT, ROLE, run, ssocred_argv
+from tests.support.cli import ACCOUNT, ROLE, run
+from tests.support.daemon import READY_TIMEOUT, RunningDaemon, daemon_argv, start_daemon
 from tests.support.emulator import REPO_ROOT, RunningEmulator
 
-READY_TIMEOUT = 90.0
 PROCESS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
 
 # --- schedule.py: pure timing ---------------------------------------------------------------------
@@ -241,7 +240,7 @@ def test_status_of_a_dead_daemon_is_none(home: Path) -> None:
 
 def test_log_dir_and_status_file_are_private(home: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen([*_daemon_argv(), "--no-socket", "--log-dir"], env=env, stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen([*daemon_argv(), "--no-socket", "--log-dir"], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         log_file = Path(os.environ["SSOCRED_LOG_DIR"]) / "daemon.log"
@@ -352,92 +351,12 @@ def test_save_creds_without_a_request(home: Path, secret_service: object) -> Non
 # --- real daemons ---------------------------------------------------------------------------------
 
 
-def _daemon_argv() -> tuple[str, ...]:
-    return (*ssocred_argv(), "daemon")
-
-
 def _fake_notify_send(bindir: Path, out: Path) -> Path:
     bindir.mkdir(parents=True, exist_ok=True)
     script = bindir / "notify-send"
     script.write_text(f"#!/bin/sh\necho \"$@\" >> {out}\n")
     script.chmod(0o755)
     return out
-
-
-class RunningDaemon:
-    """A ``ssocred daemon`` subprocess with its own log file and notify socket."""
-
-    def __init__(self, tmp: Path, args: list[str], env: dict[str, str]) -> None:
-        self.log_path = tmp / f"daemon-{uuid.uuid4().hex[:6]}.log"
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        address = f"ssocred-test-{uuid.uuid4().hex}"
-        self.notify.bind("\0" + address)
-        self.messages: list[str] = []
-        full_env = {**os.environ, **env, "NOTIFY_SOCKET": "@" + address}
-        full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), full_env.get("PYTHONPATH")) if p)
-        self.stderr = (tmp / f"{self.log_path.stem}.stderr").open("w+")
-        self.proc = subprocess.Popen([*_daemon_argv(), "--log-file", str(self.log_path), *args], env=full_env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self.stderr)
-
-    def wait_message(self, wanted: str, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while wanted not in self.messages:
-            left = deadline - time.monotonic()
-            assert left > 0 and self.proc.poll() is None, f"no {wanted}; {self.diagnostics()}"
-            self.notify.settimeout(min(left, 1.0))
-            try:
-                self.messages.extend(self.notify.recv(4096).decode().split("\n"))
-            except TimeoutError:
-                pass
-
-    def log_text(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def wait_log(self, pattern: str, count: int = 1, timeout: float = 120.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [line for line in self.log_text().splitlines() if re.search(pattern, line)]
-            if len(found) >= count:
-                return found
-            assert time.monotonic() < deadline, f"{count} x {pattern!r} not logged; {self.diagnostics()}"
-            time.sleep(0.5)
-
-    def diagnostics(self) -> str:
-        self.stderr.seek(0)
-        return f"exit={self.proc.poll()} stderr={self.stderr.read()[-2000:]!r} log={self.log_text()[-4000:]!r}"
-
-    def stop(self, timeout: float = 45.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=timeout)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.notify.close()
-        self.stderr.close()
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[list[RunningDaemon]]:
-    """Start daemons with ``start_daemon(daemons, tmp_path, ...)``; any left running is killed."""
-    started: list[RunningDaemon] = []
-    yield started
-    for d in started:
-        d.close()
-
-
-def start_daemon(started: list[RunningDaemon], tmp: Path, *args: str, ready: bool = True,
-                 env: dict[str, str] | None = None) -> RunningDaemon:
-    d = RunningDaemon(tmp, list(args), env or {})
-    started.append(d)
-    if ready:
-        d.wait_message("READY=1")
-    return d
 
 
 def _login(emu: RunningEmulator) -> Token:
@@ -535,11 +454,11 @@ def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path:
     first = start_daemon(daemons, tmp_path)
     status = read_status()
     assert status is not None and status["pid"] == first.proc.pid
-    assert set(status) == {"pid", "started_at", "sessions", "prefetch"}
+    assert set(status) == {"pid", "started_at", "sessions", "prefetch", "refreshes", "last_commit_ms"}
     shown = json.loads(run("status", "--json").stdout)["daemon"]
     assert shown["pid"] == first.proc.pid
     assert f"daemon: running (pid {first.proc.pid}" in run("status").stdout
-    second = subprocess.run([*_daemon_argv(), "--no-socket"], capture_output=True, text=True, timeout=60,
+    second = subprocess.run([*daemon_argv(), "--no-socket"], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
     assert second.returncode == 5
     assert second.stderr.count("\n") == 1 and f"pid {first.proc.pid}" in second.stderr, second.stderr
@@ -562,7 +481,7 @@ def test_sd_notify_ready_watchdog_stopping(sso: RunningEmulator, tmp_path: Path)
         sock.bind(str(path))
         sock.settimeout(1.0)
         env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000", "PYTHONPATH": str(REPO_ROOT)}
-        proc = subprocess.Popen([*_daemon_argv(), "--no-socket", "--log-file", str(tmp_path / "d.log")], env=env,
+        proc = subprocess.Popen([*daemon_argv(), "--no-socket", "--log-file", str(tmp_path / "d.log")], env=env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             received: list[str] = []

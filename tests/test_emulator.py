@@ -182,6 +182,7 @@ def test_stats_shape_counts_and_reset(emulator: RunningEmulator) -> None:
         "refresh_token_reuse_rejected": 0,
         "injected": {"fail": 0, "throttle": 0},
         "in_flight_max": 0,
+        "in_flight_now": {},
     }
     device_login(emulator.url)
     stats = emulator.stats()

@@ -460,6 +460,55 @@ def test_corrupt_index_is_an_error(store: Store) -> None:
     assert store.load_session("corp") is not None  # the keyring itself is unaffected
 
 
+@real
+def test_the_chunk_journal_records_current_generations_privately_and_without_secrets(store: Store) -> None:
+    from ssocred.chunkjournal import journal_path
+
+    token, creds = make_token(pad=2500), make_creds(pad=3000)
+    store.save_session("corp", token)
+    store.save_creds("corp", "111122223333", "Admin", creds)
+    path = journal_path(store.service)
+    assert path.parent == store.index_path().parent and path.name.startswith("chunks-ssocred-test-")
+    data = json.loads(path.read_bytes())
+    recorded = {(g["key"], g["id"], g["chunks"]) for g in data["generations"]}
+    heads = {key: json.loads(raw(store, key) or "{}") for key in ("session:corp", "creds:corp:111122223333:Admin")}
+    assert recorded == {(key, head["id"], head["chunks"]) for key, head in heads.items()}
+    for value in secrets_of(token) + secrets_of(creds):
+        assert value[:16].encode() not in path.read_bytes()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    store.save_session("corp", make_token())  # plain now: the chunked generation and its record go
+    assert {g["key"] for g in json.loads(path.read_bytes())["generations"]} == {"creds:corp:111122223333:Admin"}
+    store.delete_session("corp")
+    assert json.loads(path.read_bytes())["generations"] == []
+
+
+@real
+def test_items_written_before_the_journal_are_still_read_replaced_and_deleted(store: Store) -> None:
+    import hashlib
+
+    from ssocred.keyring_io import chunk_name
+    from ssocred.model import token_to_dict
+
+    token = make_token(pad=2500)
+    value = json.dumps(token_to_dict(token), separators=(",", ":"), ensure_ascii=True)
+    parts = split_value(value)
+    for i, part in enumerate(parts, start=1):
+        keyring.set_password(store.service, chunk_name("session:corp", "0badc0de", i), part)
+    head = {"chunks": len(parts), "id": "0badc0de", "sha256": hashlib.sha256(value.encode()).hexdigest()}
+    keyring.set_password(store.service, "session:corp", json.dumps(head, separators=(",", ":")))
+    assert store.load_session("corp") == token
+    newer = make_token(pad=2600)
+    store.save_session("corp", newer)
+    assert store.load_session("corp") == newer
+    assert all(raw(store, chunk_name("session:corp", "0badc0de", i)) is None for i in range(1, len(parts) + 1))
+    for i, part in enumerate(parts, start=1):  # once more in the old format, then deleted
+        keyring.set_password(store.service, chunk_name("session:corp", "0badc0de", i), part)
+    keyring.set_password(store.service, "session:corp", json.dumps(head, separators=(",", ":")))
+    store.delete_session("corp")
+    assert raw(store, "session:corp") is None
+    assert all(raw(store, chunk_name("session:corp", "0badc0de", i)) is None for i in range(1, len(parts) + 1))
+
+
 # --- backends a Secret Service cannot play -----------------------------------------------------
 
 

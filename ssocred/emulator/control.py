@@ -11,9 +11,9 @@ from ssocred.emulator.wire import Request, Response, html_response, json_respons
 
 
 def stats(state: State, request: Request) -> Response:
-    """``GET /_stats``: request and token counters."""
+    """``GET /_stats``: request and token counters, and the requests being answered now (``in_flight_now``)."""
     with state.lock:
-        return json_response(state.stats.snapshot())
+        return json_response({**state.stats.snapshot(), "in_flight_now": dict(state.in_flight_now)})
 
 
 def reset(state: State, request: Request) -> Response:

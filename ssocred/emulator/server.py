@@ -155,11 +155,11 @@ def _handle(state: State, route: Route, request: Request) -> Response:
         state.count(route.operation)
     if route.style not in _API_STYLES:
         return _run(state, route, request)
-    state.enter()
+    state.enter(route.operation)
     try:
         return _answer(state, route, request)
     finally:
-        state.leave()
+        state.leave(route.operation)
 
 
 def _answer(state: State, route: Route, request: Request) -> Response:

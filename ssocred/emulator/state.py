@@ -165,22 +165,28 @@ class State:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.keys: dict[str, IssuedKey] = {}
         self.in_flight = 0
+        #: Requests being answered right now, by operation (tests time signals to them).
+        self.in_flight_now: dict[str, int] = {}
 
     @staticmethod
     def now() -> float:
         """Current time, epoch seconds."""
         return time.time()
 
-    def enter(self) -> None:
-        """An API request starts being answered (for ``in_flight_max``)."""
+    def enter(self, operation: str | None = None) -> None:
+        """An API request starts being answered (for ``in_flight_max`` and ``in_flight_now``)."""
         with self.lock:
             self.in_flight += 1
             self.stats.in_flight_max = max(self.stats.in_flight_max, self.in_flight)
+            if operation:
+                self.in_flight_now[operation] = self.in_flight_now.get(operation, 0) + 1
 
-    def leave(self) -> None:
+    def leave(self, operation: str | None = None) -> None:
         """An API request has been answered."""
         with self.lock:
             self.in_flight -= 1
+            if operation:
+                self.in_flight_now[operation] -= 1
 
     def count(self, operation: str) -> None:
         """Count one received request for an operation."""

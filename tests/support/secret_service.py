@@ -18,7 +18,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from contextlib import closing, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -276,9 +276,12 @@ def _use_detected_backend() -> None:
         keyring.set_keyring(SecretService.Keyring())
 
 
-@pytest.fixture(scope="session")
-def secret_service() -> Iterator[PrivateSecretService]:
-    """The private Secret Service for the whole test session, exported to child processes."""
+@contextmanager
+def exported_secret_service() -> Iterator[PrivateSecretService]:
+    """A new private Secret Service on ``$DBUS_SESSION_BUS_ADDRESS`` (for child processes too), stopped after.
+
+    Skips (or, with ``SSOCRED_REQUIRE_SECRET_SERVICE=1``, fails) the test when none can run.
+    """
     try:
         svc = start_private_secret_service()
     except SecretServiceUnavailable as exc:
@@ -288,7 +291,6 @@ def secret_service() -> Iterator[PrivateSecretService]:
     previous = os.environ.get("DBUS_SESSION_BUS_ADDRESS")
     os.environ["DBUS_SESSION_BUS_ADDRESS"] = svc.address
     try:
-        _use_detected_backend()
         yield svc
     finally:
         if previous is None:
@@ -296,11 +298,21 @@ def secret_service() -> Iterator[PrivateSecretService]:
         else:
             os.environ["DBUS_SESSION_BUS_ADDRESS"] = previous
         svc.stop()
-        import keyring
-        from keyring.backends import fail
 
-        # Later code must not reach for the user's real keyring through a stale choice.
-        keyring.set_keyring(fail.Keyring())
+
+@pytest.fixture(scope="session")
+def secret_service() -> Iterator[PrivateSecretService]:
+    """The private Secret Service for the whole test session, exported to child processes."""
+    with exported_secret_service() as svc:
+        _use_detected_backend()
+        try:
+            yield svc
+        finally:
+            import keyring
+            from keyring.backends import fail
+
+            # Later code must not reach for the user's real keyring through a stale choice.
+            keyring.set_keyring(fail.Keyring())
 
 
 @pytest.fixture
