@@ -75,18 +75,31 @@ def export_token(cache_key: str, token: Token) -> Path:
         "accessToken": token.access_token,
         "expiresAt": iso_z(token.expires_at),
     }
-    paths.atomic_write(path, json.dumps(body).encode("utf-8"))
+    _write(path, json.dumps(body).encode("utf-8"))
     return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``paths.atomic_write``, with a failure as one line naming the file."""
+    try:
+        paths.atomic_write(path, data)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {display_path(path)} ({exc.strerror or type(exc).__name__})",
+                          fix=f"check the permissions of {display_path(path.parent)}") from None
 
 
 def remove_export(cache_key: str) -> bool:
     """Delete the exported file of ``cache_key`` if ssocred wrote it; True when one was removed."""
     if cache_key not in exported_sessions():
         return False
+    path = token_path(cache_key)
     try:
-        token_path(cache_key).unlink()
+        path.unlink()
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise ConfigError(f"cannot remove {display_path(path)} ({exc.strerror or type(exc).__name__})",
+                          fix=f"check the permissions of {display_path(path.parent)}, or remove it by hand") from None
     set_export(cache_key, False)
     return True
 
@@ -105,7 +118,7 @@ def set_export(cache_key: str, enabled: bool) -> None:
     sessions = exported_sessions()
     sessions = sessions | {cache_key} if enabled else sessions - {cache_key}
     state = paths.private_dir(paths.state_dir())
-    paths.atomic_write(state / _EXPORTS, json.dumps({"sessions": sorted(sessions)}).encode())
+    _write(state / _EXPORTS, json.dumps({"sessions": sorted(sessions)}).encode())
 
 
 def after_refresh(cache_key: str, token: Token) -> None:

@@ -8,6 +8,7 @@ Example: ``ctx = Context("dev", None); config(ctx).status == "pass"``
 
 from __future__ import annotations
 
+import os
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ class Check:
     status: str
     summary: str
     fix: str | None = None
+    #: The exit code this failure stands for when it is not the check's usual one (not in the JSON).
+    exit_code: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The JSON object: ``{"id": "token", "status": "fail", "summary": "...", "fix": "..."}``."""
@@ -91,6 +94,9 @@ def config(ctx: Context) -> Check:
 
     path = paths.aws_config_file()
     shown = aws_config.display_path(path)
+    problem = aws_config.file_problem(path)
+    if problem is not None:
+        return Check("config", FAIL, problem.message, problem.fix)
     if not path.is_file():
         where = f"[sso-session {clean(ctx.session)}]" if ctx.session else "an [sso-session <name>] section"
         return Check("config", FAIL, f"{shown} does not exist",
@@ -112,6 +118,10 @@ def config(ctx: Context) -> Check:
         ctx.target = None  # login refuses it, so nothing after this can use the session
         return Check("config", FAIL, f"sso_start_url '{clean(target.start_url)}' does not use https",
                      "set sso_start_url = https://<your-portal>.awsapps.com/start")
+    bad_region = aws_config.region_problem(cfg, target, ctx.profile)
+    if bad_region is not None:
+        ctx.target = None  # no client can be made for it, so nothing after this can reach the portal
+        return Check("config", FAIL, bad_region.message, bad_region.fix)
     what = f"profile '{clean(ctx.profile)}' uses " if ctx.profile else ""
     if target.legacy:
         return Check("config", WARN,
@@ -125,17 +135,21 @@ def config(ctx: Context) -> Check:
 
 def _uses_ssocred(prof: ProfileConfig) -> bool:
     """Whether ssocred serves this profile: ssocred_* keys, or a credential_process running ssocred."""
-    return any(key.startswith("ssocred_") for key in prof.values) or _runs_ssocred(prof.credential_process)
+    return any(key.startswith("ssocred_") for key in prof.values) or runs_ssocred(prof.credential_process)
 
 
-def _runs_ssocred(line: str | None) -> bool:
+def runs_ssocred(line: str | None) -> bool:
+    """Whether a credential_process line runs ``ssocred process``: ``runs_ssocred("ssocred process --profile d")``."""
+    from ssocred import process_args
+
     if not line:
         return False
     try:
-        argv = shlex.split(line)
+        return process_args.from_line(line) is not None
+    except SsocredError:
+        return True  # ssocred, with arguments it refuses (routing names that)
     except ValueError:
         return False
-    return "process" in argv and any(Path(word).name.removesuffix(".exe") == "ssocred" for word in argv)
 
 
 # --- 2. routing -----------------------------------------------------------------------------------
@@ -145,7 +159,6 @@ def routing(ctx: Context) -> Check:
     """Whether botocore will ask ssocred for the profile: ``routing(ctx).status == "fail"`` with sso_account_id set."""
     from ssocred import awscache
     from ssocred.config import OWN_KEYS
-    from ssocred.configparse import target_flags
 
     if not ctx.profile:
         return Check("routing", SKIP, "no profile selected (checking an sso-session only)")
@@ -156,16 +169,13 @@ def routing(ctx: Context) -> Check:
     line = prof.credential_process
     native = [key for key in _NATIVE_KEYS if key in prof.values]
     if line and native:
-        try:
-            flags = target_flags(line)
-        except ValueError:
-            flags = {}
+        named = _line_names(line)
         actions = []
         for key in native:
             part = _NATIVE_KEYS[key]
             own = OWN_KEYS[part]
             # The sso_* key may be the only place that names the part; then it must move, not vanish.
-            actions.append(f"remove {key}" if prof.values.get(own) or flags.get(part)
+            actions.append(f"remove {key}" if prof.values.get(own) or part in named
                            else f"rename {key} to {own}")
         return Check("routing", FAIL,
                      f"{label} has credential_process and {' and '.join(native)}: botocore's SSO provider "
@@ -173,10 +183,7 @@ def routing(ctx: Context) -> Check:
                      f"in {label}: {' and '.join(actions)} (ssocred profiles carry the account and role "
                      "in the credential_process arguments)")
     if line:
-        if _runs_ssocred(line):
-            return Check("routing", PASS, "credential_process runs ssocred process")
-        return Check("routing", WARN, "credential_process runs another program, not ssocred",
-                     f"set credential_process = ssocred process --profile {shlex.quote(ctx.profile)} in {label}")
+        return _command_routing(ctx.profile, label, line)
     if any(key.startswith("ssocred_") for key in prof.values):
         return Check("routing", FAIL, f"{label} has ssocred_* keys but no credential_process, so no SDK asks ssocred",
                      f"add credential_process = ssocred process --profile {shlex.quote(ctx.profile)} to {label}")
@@ -191,6 +198,129 @@ def routing(ctx: Context) -> Check:
     return Check("routing", WARN, f"{label} names no account and role, so SDKs get no credentials from it",
                  f"add credential_process = ssocred process {ctx.selector()} "
                  f"--account-id <account id> --role-name <role name> to {label}")
+
+
+def _line_names(line: str) -> set[str]:
+    """Which of ``account`` and ``role`` a credential_process line names itself (through the one grammar)."""
+    from ssocred import process_args
+
+    try:
+        request = process_args.from_line(line)
+    except (ValueError, SsocredError):
+        return set()
+    if request is None:
+        return set()
+    return {part for part, value in (("account", request.account), ("role", request.role)) if value}
+
+
+def _command_routing(profile: str, label: str, line: str) -> Check:
+    """The verdict on a credential_process line: it must start a program, and should run ssocred."""
+    from botocore.compat import compat_shell_split
+
+    try:
+        argv = compat_shell_split(line)
+    except ValueError as exc:
+        return Check("routing", FAIL, f"credential_process in {label} cannot be split into words as botocore "
+                     f"does ({clean(str(exc))}), so every SDK fails for this profile", "fix its quoting")
+    problem = executable_problem(argv, label)
+    if problem is not None:
+        return Check("routing", FAIL, problem.message, problem.fix)
+    where = clean(resolved_path(argv[0]) or argv[0], 120)
+    if "/" in argv[0] and not os.path.isabs(argv[0]):
+        return Check("routing", WARN, f"credential_process in {label} runs {clean(argv[0])}, a path relative to the "
+                     "current directory: SDKs started in another directory will not find it",
+                     f"write its absolute path: {clean(os.path.abspath(argv[0]), 120)}")
+    if runs_ssocred(line):
+        return Check("routing", PASS, f"credential_process runs ssocred process ({where})")
+    return Check("routing", WARN, f"credential_process runs another program ({where}), not ssocred",
+                 f"set credential_process = ssocred process --profile {shlex.quote(profile)} in {label}")
+
+
+def resolved_path(program: str) -> str | None:
+    """Where the OS finds ``program`` when a process starts it without a shell, else None.
+
+    As ``subprocess`` (and so botocore) does: a name with a ``/`` is a path, any other is looked up
+    in this environment's ``PATH``, the first executable file winning. Example: ``resolved_path("sh")``
+    """
+    if "/" in program:
+        return program if _executable(program) else None
+    for folder in os.get_exec_path():
+        candidate = os.path.join(folder or ".", program)
+        if _executable(candidate):
+            return candidate
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def executable_problem(argv: list[str], label: str) -> ConfigError | None:
+    """Why the command of a credential_process line would not start, as botocore starts it; None if it would.
+
+    Example: ``executable_problem(["ssocred", "process"], "[profile dev]").message`` names the PATH problem.
+    """
+    if not argv or not argv[0]:
+        return ConfigError(f"credential_process in {label} is empty", fix=f"set credential_process in {label}")
+    program = argv[0]
+    shown = clean(program, 120)
+    runs = f"credential_process in {label} runs {shown}"
+    if program.startswith("~"):
+        return ConfigError(f"{runs}, but SDKs do not expand ~ in credential_process",
+                           fix=f"write the full path: {clean(os.path.expanduser(program), 120)}")
+    found = resolved_path(program)
+    if found is None:
+        blocked = _blocked(program)
+        if blocked is not None:
+            what = "a directory" if os.path.isdir(blocked) else "not executable"
+            return ConfigError(f"{runs}, and {clean(blocked, 120)} is {what}, so every SDK fails for this profile",
+                               fix=f"chmod +x {clean(blocked, 120)}" if what != "a directory"
+                               else "point credential_process at the program itself")
+        if "/" in program:
+            return ConfigError(f"{runs}, which does not exist, so every SDK fails for this profile",
+                               fix=_install_fix(program))
+        return ConfigError(f"{runs}, which is not on PATH, so every SDK fails for this profile",
+                           fix=_install_fix(program))
+    interpreter = _missing_interpreter(found)
+    if interpreter is not None:
+        return ConfigError(f"{runs} ({clean(found, 120)}), whose interpreter {clean(interpreter, 120)} does not "
+                           "exist (was its virtualenv moved or removed?)", fix=_install_fix(program))
+    return None
+
+
+def _blocked(program: str) -> str | None:
+    """The file or directory that exists under ``program``'s name but cannot be run, if any."""
+    if "/" in program:
+        return program if os.path.exists(program) else None
+    return next((os.path.join(folder or ".", program) for folder in os.get_exec_path()
+                 if os.path.exists(os.path.join(folder or ".", program))), None)
+
+
+def _missing_interpreter(path: str) -> str | None:
+    """The ``#!`` interpreter of a script when it does not exist (a moved venv), else None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return None
+    if not head.startswith(b"#!"):
+        return None
+    words = head[2:].split(b"\n", 1)[0].split()
+    if not words:
+        return None
+    interpreter = os.fsdecode(words[0])
+    return None if _executable(interpreter) else interpreter
+
+
+def _install_fix(program: str) -> str:
+    """How to make a credential_process command start; for ssocred, the path of this one."""
+    if Path(program).name.removesuffix(".exe") != "ssocred":
+        return "install that program, or write its absolute path in credential_process"
+    from ssocred.paths import ssocred_command
+
+    this = " ".join(shlex.quote(word) for word in ssocred_command())
+    return (f"write the absolute path in credential_process ({clean(this, 120)} process ...), or put ssocred on "
+            "the PATH that SDKs see (pipx install <ssocred checkout>, see the README's Quickstart)")
 
 
 # --- 3. keyring -----------------------------------------------------------------------------------
@@ -214,7 +344,62 @@ def keyring(ctx: Context) -> Check:
     return Check("keyring", PASS, f"{name} is unlocked and readable")
 
 
-# --- 4. token -------------------------------------------------------------------------------------
+# --- 4. cache -------------------------------------------------------------------------------------
+
+
+def cache(ctx: Context) -> Check:
+    """The state dir, the store index and the profile's cached role credentials can be used: ``cache(ctx).status``.
+
+    Each is what ``process``, ``status`` and ``logout`` read or write; none is changed here but the
+    state dir, which is made (0700) when missing, exactly as the next command would make it.
+    """
+    from ssocred.paths import private_dir, state_dir
+    from ssocred.store import is_placeholder
+
+    if not ctx.keyring_ok or ctx.store is None:
+        return Check("cache", SKIP, "the keyring cannot be read (see keyring)")
+    store = ctx.store
+    try:
+        _usable_dir(private_dir(state_dir()))
+        index = store.index()
+        creds = None
+        if ctx.key and ctx.account and ctx.role:
+            creds = store.load_creds(ctx.key, ctx.account, ctx.role)
+    except SsocredError as exc:
+        return Check("cache", FAIL, exc.message, exc.fix, exit_code=exc.exit_code)
+    roles = sum(1 for c in index.creds if not is_placeholder(c))
+    counts = f"{_count(len(index.sessions), 'session')}, {_count(roles, 'cached role')}"
+    summary = f"state dir and store index usable ({counts})"
+    if not (ctx.key and ctx.account and ctx.role):
+        return Check("cache", PASS, summary)
+    role = f"role {clean(ctx.role)} in {clean(ctx.account)}"
+    if creds is None:
+        return Check("cache", PASS, f"{summary}; no credentials cached for {role} (the first call fetches them)")
+    left = creds.expiration - time.time()
+    state = f"valid for {duration(left)}" if left > 0 else "expired (the next call fetches new ones)"
+    return Check("cache", PASS, f"{summary}; credentials for {role} cached, {state}")
+
+
+def _count(n: int, word: str) -> str:
+    """``_count(2, "session") == "2 sessions"``."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _usable_dir(folder: Path) -> None:
+    """StoreError unless a file can be created in ``folder`` (a read-only or full file system)."""
+    import tempfile
+
+    from ssocred.errors import StoreError
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise StoreError(f"cannot write in the state dir {folder} ({exc.strerror or type(exc).__name__})",
+                         fix="make it writable, or set SSOCRED_STATE_DIR to a directory you can write") from None
+
+
+# --- 5. token -------------------------------------------------------------------------------------
 
 
 def token(ctx: Context) -> Check:
@@ -241,7 +426,7 @@ def token(ctx: Context) -> Check:
             return Check("token", FAIL, exc.message, ctx.login_fix())
         except SsocredError as exc:
             return Check("token", FAIL, f"the token is expired or nearly so and refreshing it failed: {exc.message}",
-                         exc.fix)
+                         exc.fix, exit_code=exc.exit_code)
         refreshed = new.access_token != current.access_token
         ctx.stored = current = new
         now = time.time()
@@ -266,7 +451,7 @@ def token(ctx: Context) -> Check:
     return Check("token", PASS, f"logged in; token valid for {duration(left)}{extra}")
 
 
-# --- 5. registration ------------------------------------------------------------------------------
+# --- 6. registration ------------------------------------------------------------------------------
 
 
 def registration(ctx: Context) -> Check:
@@ -289,7 +474,7 @@ def registration(ctx: Context) -> Check:
     return Check("registration", PASS, f"client registration valid for {duration(left)} (until {until})")
 
 
-# --- 9. daemon, 10. service -----------------------------------------------------------------------
+# --- 10. daemon, 11. service -----------------------------------------------------------------------
 
 
 def daemon(ctx: Context) -> Check:

@@ -6,11 +6,13 @@ Example: ``ssocred status --json``
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ssocred import __version__
+from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_INTERRUPTED, SsocredError
 from ssocred.render import render
 
@@ -18,17 +20,20 @@ Handler = Callable[[argparse.Namespace], Any]
 
 EPILOG = """exit codes: 0 ok, 1 login required, 2 usage, 3 config error, 4 access denied,
 5 network or service error, 6 credential store unavailable, 130 interrupted"""
+#: Output formats of the AWS CLI, for ``output = FMT`` in written profiles.
+OUTPUT_FORMATS = ("json", "yaml", "yaml-stream", "text", "table")
 
 
 def _selector(p: argparse.ArgumentParser, *, allow_all: bool = False) -> None:
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--profile", metavar="P", help="a profile in ~/.aws/config (default: $AWS_PROFILE)")
-    group.add_argument("--sso-session", metavar="S", help="an [sso-session S] section in ~/.aws/config")
+    group.add_argument("--profile", metavar="P", type=_name, help="a profile in ~/.aws/config (default: $AWS_PROFILE)")
+    group.add_argument("--sso-session", metavar="S", type=_name, help="an [sso-session S] section in ~/.aws/config")
     if allow_all:
         group.add_argument("--all", action="store_true", help="every stored session")
 
 
 def _target(p: argparse.ArgumentParser) -> None:
+    # Plain strings: the ssocred process grammar checks them (commands._role_credentials).
     p.add_argument("--profile", metavar="P", help="a profile using ssocred (default: $AWS_PROFILE)")
     p.add_argument("--sso-session", metavar="S", help="with --account-id and --role-name instead of --profile")
     p.add_argument("--account-id", metavar="A", help="the AWS account id")
@@ -39,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (``ssocred --help``)."""
     from ssocred import commands
 
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ssocred",
         description="AWS IAM Identity Center (AWS SSO) credentials for every SDK: log in once, "
         "tokens in the OS keyring, role credentials through credential_process.",
@@ -113,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("whoami", _lazy("ssocred.setup", "whoami"), "show who a profile's credentials belong to (STS)",
             "Call STS GetCallerIdentity with the profile's credentials and print account, ARN and user id.")
-    p.add_argument("--profile", metavar="P", help="the profile to check (default: $AWS_PROFILE)")
+    p.add_argument("--profile", metavar="P", type=_name, help="the profile to check (default: $AWS_PROFILE)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = add("discover", _lazy("ssocred.discover", "command"),
@@ -121,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
             "With management-account (or delegated admin) credentials: the IAM Identity Center instance "
             "and its portal URL, the organization's accounts, the permission sets, and who is assigned "
             "what where. --write-config adds the [sso-session] section for the instance to ~/.aws/config.")
-    p.add_argument("--profile", metavar="MGMT", help="a profile with admin credentials (default: $AWS_PROFILE)")
+    p.add_argument("--profile", metavar="MGMT", type=_name,
+                   help="a profile with admin credentials (default: $AWS_PROFILE)")
     p.add_argument("--write-config", action="store_true",
                    help="add an [sso-session] section for the instance to ~/.aws/config")
     p.add_argument("--session-name", metavar="NAME",
@@ -189,9 +195,24 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be more than 0")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a number more than 0, not {text!r}")
     return value
+
+
+def _name(text: str) -> str:
+    """A profile, session or role name: anything but empty."""
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _account_id(text: str) -> str:
+    from ssocred.process_args import is_account_id
+
+    if not is_account_id(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an AWS account id (12 digits, e.g. 111122223333)")
+    return text
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -199,12 +220,12 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sso-region", metavar="R", help="the region of IAM Identity Center (e.g. us-east-1)")
     p.add_argument("--session-name", metavar="NAME", help="name of the [sso-session] section")
     p.add_argument("--scopes", metavar="LIST", help="registration scopes, comma-separated (default sso:account:access)")
-    p.add_argument("--account-id", metavar="A", help="the account of the profile")
-    p.add_argument("--role-name", metavar="R", help="the role (permission set) of the profile")
+    p.add_argument("--account-id", metavar="A", type=_account_id, help="the account of the profile (12 digits)")
+    p.add_argument("--role-name", metavar="R", type=_name, help="the role (permission set) of the profile")
     p.add_argument("--all", action="store_true", help="write a profile for every account and role (populate)")
     p.add_argument("--profile-name", metavar="P", help="name of the written profile")
     p.add_argument("--region", metavar="R", help="default region of the written profile(s)")
-    p.add_argument("--output", metavar="FMT", help="output format of the written profile(s): json, text, table")
+    p.add_argument("--output", choices=OUTPUT_FORMATS, help="output = FMT in the written profile(s)")
     p.add_argument("--use-device-code", action="store_true", help="log in with the device code flow")
     p.add_argument("--no-browser", action="store_true", help="print the login URL instead of opening a browser")
     p.add_argument("--no-input", action="store_true", help="never ask; missing answers are an error")
@@ -223,8 +244,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pop.add_argument("--template", metavar="T", default="{account_name}.{role_name}",
                      help="profile name template (default {account_name}.{role_name})")
     pop.add_argument("--region", metavar="R", help="region = R in each profile (default: the SSO region)")
-    pop.add_argument("--output", choices=("json", "yaml", "yaml-stream", "text", "table"),
-                     help="output = FMT in each profile")
+    pop.add_argument("--output", choices=OUTPUT_FORMATS, help="output = FMT in each profile")
     pop.add_argument("--prune", action="store_true",
                      help="remove managed profiles whose account or role no longer exists")
     pop.add_argument("--dry-run", action="store_true", help="print the change as a diff; write nothing")

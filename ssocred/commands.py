@@ -54,11 +54,16 @@ def _store() -> Store:
 
 def login(args: argparse.Namespace) -> Report:
     """``ssocred login``: interactive login, token into the keyring."""
-    from ssocred import awscache
+    from ssocred import awscache, signals
+    from ssocred.config import region_problem
     from ssocred.login import LoginRequest
     from ssocred.login import login as do_login
 
-    target = resolve(_load_config(), args.profile, args.sso_session)
+    cfg = _load_config()
+    target = resolve(cfg, args.profile, args.sso_session)
+    problem = region_problem(cfg, target, args.profile or os.environ.get("AWS_PROFILE"))
+    if problem is not None:
+        raise problem
     store = _store()
     backend = store.backend_name()
     req = LoginRequest(
@@ -72,15 +77,19 @@ def login(args: argparse.Namespace) -> Report:
         timeout=args.timeout,
     )
     out = sys.stderr if args.json else sys.stdout
-    if args.export_aws_cli_cache:
-        awscache.set_export(target.cache_key, True)
     result = do_login(req, store, out)
     token = result.token
+    key = target.cache_key
+    # The opt-in is recorded only once the login succeeded: an interrupted or failed login changes nothing.
+    opted_in = args.export_aws_cli_cache and key not in awscache.exported_sessions()
     exported = None
-    if target.cache_key in awscache.exported_sessions():
-        # login() exports what it saves; a login reused from another process may predate the opt-in.
-        key = target.cache_key
-        exported = str(awscache.export_token(key, token) if result.reused else awscache.token_path(key))
+    with signals.held():  # the opt-in and its file, both or neither
+        if opted_in:
+            awscache.set_export(key, True)
+        if key in awscache.exported_sessions():
+            # login() exports what it saves when the session was exported before; not a reused token.
+            fresh = opted_in or result.reused
+            exported = str(awscache.export_token(key, token) if fresh else awscache.token_path(key))
     note = None
     if exported is not None and args.export_aws_cli_cache:  # said once: when the export is asked for
         from ssocred.notify import read_status
@@ -177,8 +186,11 @@ def status(args: argparse.Namespace) -> Report:
             "logged_in": True,
             "expires_at": iso_z(entry.expires_at),
             "expires_epoch": entry.expires_at,
-            # Saved with the token; an expired client registration ends it later without a save.
-            "refreshable": entry.refreshable and (entry.registration_expires_at or now) >= now,
+            # Saved with the token; an expired client registration or a refusal ends it later without a save.
+            "refreshable": entry.refreshable and entry.rejected_at is None
+            and (entry.registration_expires_at or now) >= now,
+            # The service refused this token (revoked, or logged out elsewhere): only a login helps.
+            "rejected_at": iso_z(entry.rejected_at) if entry.rejected_at else None,
             "registration_expires_at": iso_z(entry.registration_expires_at)
             if entry.registration_expires_at else None,
             # A refresh that has not stored its result: in flight now, or interrupted.
@@ -217,20 +229,23 @@ def process_help(args: argparse.Namespace) -> int:
 
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
-    """Credentials for ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region."""
-    from ssocred.credentials import role_credentials
-    from ssocred.process import target
+    """Credentials for ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
 
-    opts = {k: v for k, v in (("session", args.sso_session), ("account", args.account_id),
-                              ("role", args.role_name)) if v}
-    profile = args.profile or (None if opts else os.environ.get("AWS_PROFILE"))
-    region = None
-    if profile:
-        opts["profile"] = profile
-        cfg = _load_config()
-        region = cfg.profile(profile).region
-    session, account, role = target(opts)
-    return role_credentials(_store(), session, account, role), region
+    The options are checked by the one ``ssocred process`` grammar, so ``env`` and ``exec`` accept
+    and refuse exactly what ``process`` does; messages name this command.
+    """
+    from ssocred.credentials import role_credentials
+    from ssocred.process import resolve_target
+    from ssocred.process_args import build
+
+    given = (args.profile, args.sso_session, args.account_id, args.role_name)
+    profile = args.profile
+    if all(value is None for value in given):
+        profile = os.environ.get("AWS_PROFILE") or None
+    request = build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
+    role, _may_login = resolve_target(request)
+    region = _load_config().profile(request.profile).region if request.profile is not None else None
+    return role_credentials(_store(), *role), region
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:
@@ -284,7 +299,9 @@ def exec_command(args: argparse.Namespace) -> int:
     try:
         os.execvpe(cmd[0], cmd, environ)  # noqa: S606 - running the user's command is the point
     except OSError as exc:
-        print(f"ssocred: cannot run {cmd[0]}: {exc.strerror}", file=sys.stderr)
+        from ssocred.configparse import clean
+
+        print(f"ssocred: cannot run {clean(cmd[0])}: {exc.strerror}", file=sys.stderr)
         return 127
     return 0  # not reached
 

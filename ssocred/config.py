@@ -6,6 +6,7 @@ Pure except ``load()``. Example: ``parse(text).resolve_sso("dev").start_url``
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,9 @@ from ssocred.configparse import (
     read_sections,
     section_label,
     section_name,
-    target_flags,
 )
 from ssocred.errors import ConfigError
+from ssocred.process_args import Request, from_line, is_account_id
 
 __all__ = [
     "AwsConfig",
@@ -29,10 +30,13 @@ __all__ = [
     "SsoSessionConfig",
     "SsoTarget",
     "display_path",
+    "file_problem",
     "load",
     "parse",
     "parse_nested",
     "parse_scopes",
+    "read_config_bytes",
+    "region_problem",
 ]
 
 #: ssocred's own profile keys for a target, checked before the credential_process line.
@@ -161,12 +165,15 @@ class AwsConfig:
     services: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     #: Headers of sections that are none of the above (botocore ignores them, e.g. ``[dev]``).
     other_sections: tuple[str, ...] = ()
+    #: Why nothing could be read at ``path`` although something is there, e.g. ``"is a directory, not a file"``.
+    unusable: str | None = None
 
     def profile(self, name: str) -> ProfileConfig:
         """The profile ``name``: ``cfg.profile("dev")``; ConfigError with close names if absent."""
         found = self.profiles.get(name)
         if found is not None:
             return found
+        self._raise_unusable(f"profile '{clean(name)}' is not defined")
         fix = _choices(name, list(self.profiles), "profiles", f"add a [profile {clean(name)}] section to it")
         if name in self.other_sections and name != "default":
             fix = f"the config file needs [profile {clean(name)}], not [{clean(name)}]; rename the section"
@@ -177,9 +184,15 @@ class AwsConfig:
         found = self.sso_sessions.get(name)
         if found is not None:
             return found
+        self._raise_unusable(f"sso-session '{clean(name)}' is not defined")
         fix = f"add an [sso-session {clean(name)}] section with sso_start_url and sso_region"
         fix = _choices(name, list(self.sso_sessions), "sso-sessions", fix)
         raise ConfigError(f"sso-session '{clean(name)}' is not defined in {self.path}", fix=fix)
+
+    def _raise_unusable(self, what: str) -> None:
+        """Name the real cause when the file could not be read: ``profile 'dev' is not defined: ... a directory``."""
+        if self.unusable is not None:
+            raise ConfigError(f"{what}: {self.path} {self.unusable}", fix=unusable_fix(self.path))
 
     def resolve_session(self, name: str) -> ResolvedSso:
         """Settings for ``--sso-session corp``: ``cfg.resolve_session("corp").region``."""
@@ -240,23 +253,37 @@ class AwsConfig:
     def ssocred_target(self, profile_name: str) -> SsoTarget:
         """The session, account and role a profile asks ssocred for: ``cfg.ssocred_target("dev")``.
 
-        Order per part: ssocred's own key, the credential_process line, then the sso_* key.
+        Order per part: ssocred's own key, the credential_process line, then the sso_* key. A line
+        running ``ssocred process --profile OTHER`` gives OTHER's target, as an SDK gets it. The line
+        is read with the one grammar (``ssocred.process_args``): arguments ``ssocred process``
+        refuses give a ConfigError with its exit code (2), so every reader fails as the SDK does.
         """
+        return self._target(profile_name, ())
+
+    def _target(self, profile_name: str, via: tuple[str, ...]) -> SsoTarget:
         profile = self.profile(profile_name)
         values = profile.values
         label = section_label("profile", profile.name)
         found = {part: values.get(key, "") for part, key in OWN_KEYS.items()}
+        source = {part: key for part, key in OWN_KEYS.items() if found[part]}
         line = values.get("credential_process")
         if not all(found.values()) and line is not None:
-            try:
-                from_line = target_flags(line)
-            except ValueError as exc:
-                raise ConfigError(
-                    f"credential_process in {label} of {self.path} cannot be read ({clean(str(exc))})",
-                    fix="fix its quoting",
-                ) from None
-            found = {part: found[part] or from_line.get(part, "") for part in found}
-        found = {part: found[part] or values.get(FALLBACK_KEYS[part], "") for part in found}
+            request = self._line_request(line, label)
+            other = request.profile if request is not None else None
+            if other is not None and other != profile.name:
+                if other in via:
+                    names = " and ".join(section_label("profile", name) for name in (*via, profile.name))
+                    raise ConfigError(f"the credential_process lines of {names} in {self.path} name each other "
+                                      "with --profile, so none of them names a target",
+                                      fix=f"add ssocred_session, ssocred_account_id and ssocred_role_name to {label}")
+                return self._target(other, (*via, profile.name))
+            named = request.named() if request is not None else None
+            for part, value in zip(("session", "account", "role"), named or (), strict=False):
+                if not found[part]:
+                    found[part], source[part] = value, "credential_process"
+        for part, key in FALLBACK_KEYS.items():
+            if not found[part] and values.get(key):
+                found[part], source[part] = values[key], key
         missing = [part for part, value in found.items() if not value]
         if missing:
             words = _join([_PART_WORDS[part] for part in missing])
@@ -265,7 +292,28 @@ class AwsConfig:
                 f"profile '{clean(profile.name)}' in {self.path} does not name the {words} for ssocred",
                 fix=f"add {keys} to {label}",
             )
+        if not is_account_id(found["account"]):
+            raise ConfigError(
+                f"{source['account']} = {clean(found['account'])} in {label} of {self.path} is not an AWS account id",
+                fix="an account id is 12 digits, e.g. 111122223333",
+            )
         return SsoTarget(found["session"], found["account"], found["role"])
+
+    def _line_request(self, line: str, label: str) -> Request | None:
+        """What a profile's credential_process line asks ``ssocred process`` for; None if it runs another program."""
+        from ssocred.errors import EXIT_USAGE, UsageError
+
+        try:
+            return from_line(line)
+        except ValueError as exc:
+            raise ConfigError(
+                f"credential_process in {label} of {self.path} cannot be read ({clean(str(exc))})",
+                fix="fix its quoting",
+            ) from None
+        except UsageError as exc:
+            error = ConfigError(f"credential_process in {label} of {self.path}: {exc.message}", fix=exc.fix)
+            error.exit_code = EXIT_USAGE  # the SDK running this line gets a usage error: so does every reader
+            raise error from None
 
     def _session_essentials(
         self, session: SsoSessionConfig, profile: ProfileConfig | None
@@ -364,24 +412,115 @@ def display_path(path: Path | str) -> str:
 
 
 def load(path: Path | None = None) -> AwsConfig:
-    """Read and parse the AWS config file: ``load().profile("dev")``; no file gives an empty config."""
+    """Read and parse the AWS config file: ``load().profile("dev")``; no file gives an empty config.
+
+    Like botocore, anything that is not a regular file is no config at all; a directory is
+    remembered in ``AwsConfig.unusable`` so that errors can name it.
+    """
     from ssocred import paths
 
     file = path if path is not None else paths.aws_config_file()
     shown = display_path(file)
     try:
-        data = file.read_bytes()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        # botocore treats anything that is not a regular file as no config at all.
+        data = read_config_bytes(file)
+    except IsADirectoryError:
+        return AwsConfig(path=shown, unusable=DIRECTORY)
+    if data is None:
         return AwsConfig(path=shown)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read {shown}: {clean(exc.strerror or str(exc))}",
-            fix=f"make it readable (chmod u+r {shown})",
-        ) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         lineno = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{shown} line {lineno} is not valid UTF-8", fix="save the file as UTF-8") from None
     return parse(text, shown)
+
+
+#: ``AwsConfig.unusable`` of a config path that is a directory.
+DIRECTORY = "is a directory, not a file"
+
+
+def unusable_fix(shown: str) -> str:
+    """How to repair a config path that holds no file: ``unusable_fix("~/.aws/config")``."""
+    return f"move {shown} out of the way and run: ssocred configure (or point AWS_CONFIG_FILE at your config file)"
+
+
+def read_config_bytes(file: Path) -> bytes | None:
+    """The bytes of a config file; None when nothing readable as one is there (botocore's view).
+
+    Raises IsADirectoryError for a directory (the caller decides how to name it) and ConfigError
+    when the file exists but cannot be read, or the path is a symlink loop. Never opens a FIFO or
+    a device, which could block. Example: ``read_config_bytes(Path("/nonexistent")) is None``
+    """
+    import errno
+    import stat
+
+    shown = display_path(file)
+    try:
+        mode: int | None = file.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _loop_error(shown) from None
+        mode = None  # nothing there, or not for us to see: the read below says which
+    if mode is not None and stat.S_ISDIR(mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(file))
+    if mode is not None and not stat.S_ISREG(mode):
+        return None  # e.g. AWS_CONFIG_FILE=/dev/null, the usual way to turn the config off
+    try:
+        return file.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _loop_error(shown) from None
+        raise ConfigError(
+            f"cannot read {shown}: {clean(exc.strerror or str(exc))}",
+            fix=f"make it readable (chmod u+r {shown})",
+        ) from None
+
+
+def _loop_error(shown: str) -> ConfigError:
+    return ConfigError(f"{shown} is a symbolic link that leads back to itself (a loop)",
+                       fix=f"point the link at your real config file (ls -l {shown}), or replace it with the file")
+
+
+def file_problem(file: Path) -> ConfigError | None:
+    """Why the config path holds no usable file although something is there, else None.
+
+    A missing file is no problem here (botocore runs without one). Example:
+    ``file_problem(Path.home()).message == "~ is a directory, not a file"``
+    """
+    shown = display_path(file)
+    try:
+        read_config_bytes(file)
+    except IsADirectoryError:
+        return ConfigError(f"{shown} {DIRECTORY}", fix=unusable_fix(shown))
+    except ConfigError as exc:
+        return exc
+    if file.is_symlink() and not file.exists():
+        target = clean(os.readlink(file), 120)
+        return ConfigError(f"{shown} is a symbolic link to {target}, which does not exist",
+                           fix="point the link at your real config file, or remove it and run: ssocred configure")
+    if file.exists() and not file.is_file():
+        return ConfigError(f"{shown} is not a regular file (a device or a pipe), so botocore reads no config from it",
+                           fix="point AWS_CONFIG_FILE at your config file, or unset it")
+    return None
+
+
+#: What ``configure`` accepts as a region name: ``us-east-1``, ``us-gov-west-1``, ``cn-north-1``.
+REGION_NAME = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+def region_problem(cfg: AwsConfig, target: ResolvedSso, profile: str | None) -> ConfigError | None:
+    """A ConfigError when ``sso_region`` is no region name (botocore fails late and vaguely), else None.
+
+    Example: ``region_problem(cfg, cfg.resolve_session("corp"), None)`` for ``sso_region = us-east``.
+    """
+    if REGION_NAME.match(target.region):
+        return None
+    if target.legacy:
+        label, who = section_label("profile", profile or ""), f"profile '{clean(profile or '')}'"
+    else:
+        label, who = section_label("sso-session", target.cache_key), f"sso-session '{clean(target.cache_key)}'"
+    return ConfigError(f"{who} in {cfg.path} has sso_region = {clean(target.region)}, which is not a region name",
+                       fix=f"set sso_region = <region> in {label} to the region of your IAM Identity Center "
+                       "(e.g. us-east-1, eu-west-1)")

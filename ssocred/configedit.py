@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ssocred.configparse import section_name, target_flags
-from ssocred.errors import ConfigError
+from ssocred.configparse import section_name
+from ssocred.errors import ConfigError, UsageError
 from ssocred.naming import Target
+from ssocred.process_args import from_line
 
 if TYPE_CHECKING:
     from configupdater import ConfigUpdater
@@ -77,7 +78,12 @@ def _parse(text: str, shown: str) -> ConfigUpdater:
 
 
 def managed_profiles(updater: ConfigUpdater) -> list[Managed]:
-    """Profiles carrying ``ssocred_managed = SESSION``, in file order."""
+    """Profiles carrying ``ssocred_managed = SESSION``, in file order, with the target their line names.
+
+    The line is read with the one grammar; one that names no account and role (unreadable, or
+    edited to ``--profile``) gives ``account_id = role_name = None``.
+    Example: ``managed_profiles(updater)[0].role_name == "Admin"``
+    """
     out = []
     for section in updater.iter_sections():
         name = section_name(section.name) if section.name.startswith("profile") else None
@@ -85,10 +91,12 @@ def managed_profiles(updater: ConfigUpdater) -> list[Managed]:
             continue
         session = _value(section, MANAGED_KEY) or ""
         try:
-            flags = target_flags(_value(section, "credential_process") or "")
-        except ValueError:
-            flags = {}
-        out.append(Managed(section.name, name, session, flags.get("account"), flags.get("role")))
+            request = from_line(_value(section, "credential_process") or "")
+        except (ValueError, UsageError):
+            request = None
+        named = request.named() if request is not None else None
+        account, role = (named[1], named[2]) if named is not None else (None, None)
+        out.append(Managed(section.name, name, session, account, role))
     return out
 
 

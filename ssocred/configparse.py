@@ -10,9 +10,6 @@ import shlex
 
 from ssocred.errors import ConfigError
 
-#: ``credential_process`` flags that name an ssocred target, and the part each one gives.
-TARGET_FLAGS = {"--sso-session": "session", "--account-id": "account", "--role-name": "role"}
-
 
 def clean(text: str, limit: int = 80) -> str:
     """``text`` made safe for a one-line message: ``clean("a\\nb") == "a\\\\nb"``."""
@@ -148,30 +145,3 @@ def section_name(header: str) -> str | None:
     except ValueError:
         return None
     return parts[1] if len(parts) == 2 else None
-
-
-def target_flags(line: str) -> dict[str, str]:
-    """Target parts named on a credential_process line.
-
-    Example: ``target_flags("ssocred process --account-id=1 --role-name R")
-    == {"account": "1", "role": "R"}``. Raises ValueError on bad quoting or a flag
-    without a value.
-    """
-    argv = shlex.split(line)
-    found: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            break
-        flag, eq, value = arg.partition("=")
-        if flag in TARGET_FLAGS:
-            if not eq:
-                # As argparse: a following option-like word is not taken as the value ("-" is).
-                if i + 1 >= len(argv) or (argv[i + 1].startswith("-") and argv[i + 1] != "-"):
-                    raise ValueError(f"{flag} has no value")
-                i += 1
-                value = argv[i]
-            found[TARGET_FLAGS[flag]] = value
-        i += 1
-    return found

@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from ssocred.errors import StoreError
-from ssocred.model import RoleCredentials, credentials_fresh
+from ssocred.errors import LoginRequired, StoreError
+from ssocred.model import RoleCredentials, Token, credentials_fresh
 
 if TYPE_CHECKING:
     from ssocred.locks import Lock
@@ -91,7 +91,7 @@ def _drop_lock_file_if_uncached(store: Store, lock: Lock, session: str, account:
 
 def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCredentials:
     from ssocred.portal import Portal, TokenRejected
-    from ssocred.tokens import fresh_token, login_required, refresh
+    from ssocred.tokens import fresh_token, refresh
 
     token = fresh_token(store, session)
     portal = Portal(token.region)
@@ -101,9 +101,20 @@ def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCr
         pass
     # The portal no longer accepts the token (revoked, or a clock skew): one forced refresh, then give up.
     if not token.refreshable(time.time()):
-        raise login_required(session, "was rejected by the portal (expired or revoked)")
+        raise _rejected(store, session, token)
     token = refresh(store, session, seen=token, force=True)
     try:
         return portal.role_credentials(token.access_token, account, role)
     except TokenRejected:
-        raise login_required(session, "was rejected by the portal (expired or revoked)") from None
+        raise _rejected(store, session, token) from None
+
+
+def _rejected(store: Store, session: str, token: Token) -> LoginRequired:
+    """Record in the index that the portal refused ``token`` (``status`` shows it), and the error to raise."""
+    from ssocred.tokens import login_required
+
+    try:
+        store.mark_rejected(session, token, time.time())
+    except StoreError:
+        pass  # the index only explains; the caller's answer is the error below
+    return login_required(session, "was rejected by the portal (expired or revoked)")

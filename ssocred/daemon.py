@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from ssocred import logs, notify, schedule
+from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_CONFIG, SsocredError
 from ssocred.jobs import Daemon, Options, malloc_call
 from ssocred.notify import read_status
@@ -26,7 +27,7 @@ log = logging.getLogger("ssocred.daemon")
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssocred daemon`` options: ``build_parser().parse_args(["--no-socket"])``."""
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="ssocred daemon",
         description="Keep SSO tokens fresh, pre-fetch recently used role credentials and answer "
         "`ssocred process` over a Unix socket. Runs in the foreground; a service manager supervises it.",

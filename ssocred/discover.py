@@ -210,10 +210,54 @@ def _configured_as(start_url: str) -> list[str]:
     return sorted(n for n, s in cfg.sso_sessions.items() if s.start_url.strip().rstrip("/#").lower() == want)
 
 
+def _ssocred_credentials_first(profile: str) -> None:
+    """For a profile whose credentials come from ``ssocred process``, get them here first.
+
+    A failure (not logged in, say) is then ssocred's own line and exit code, rather than botocore's
+    "Error when retrieving credentials from custom-process" around it. Example:
+    ``_ssocred_credentials_first("dev")`` raises LoginRequired when session 'corp' is not logged in.
+    """
+    from ssocred import config
+    from ssocred.credentials import role_credentials
+    from ssocred.errors import ConfigError
+    from ssocred.process_args import from_line
+    from ssocred.store import Store
+
+    try:
+        cfg = config.load()
+    except ConfigError:
+        return  # Admin.open reports the config its own way
+    found = cfg.profiles.get(profile)
+    line = found.credential_process if found is not None else None
+    if line is None:
+        return  # botocore resolves other credentials, and Admin.open reports their failures
+    try:
+        if from_line(line) is None:
+            return
+    except ValueError:
+        return  # botocore cannot split the line either
+    except UsageError:
+        pass  # ssocred_target names the problem, with the exit code ssocred process gives it
+    target = cfg.ssocred_target(profile)
+    role_credentials(Store(), target.session, target.account_id, target.role_name)
+
+
+def _open(profile: str | None) -> Admin:
+    """``Admin.open`` with failures to get credentials as one line (botocore raises some while making clients)."""
+    from ssocred.admin import Admin, translate
+    from ssocred.errors import SsocredError
+
+    try:
+        return Admin.open(profile, WORKERS)
+    except SsocredError:
+        raise
+    except Exception as exc:
+        raise translate(exc, "getting the AWS credentials", profile, "the AWS endpoints") from None
+
+
 def command(args: argparse.Namespace) -> Report:
     """``ssocred discover [--profile MGMT] [--write-config] [--session-name NAME]``."""
     from ssocred import paths
-    from ssocred.admin import Admin
     from ssocred.config import display_path
 
     session_name = getattr(args, "session_name", None)
@@ -221,7 +265,9 @@ def command(args: argparse.Namespace) -> Report:
         raise UsageError(f"--session-name {clean(session_name)!r} is not a usable section name",
                          fix="use letters, digits and . _ - (e.g. --session-name corp)")
     profile = getattr(args, "profile", None) or os.environ.get("AWS_PROFILE") or None
-    data = discover(Admin.open(profile, WORKERS), session_name)
+    if profile is not None:
+        _ssocred_credentials_first(profile)
+    data = discover(_open(profile), session_name)
     session = data["sso_session"]
     session["already_configured_as"] = [
         n for n in _configured_as(session["start_url"]) if n != session["name"]

@@ -31,6 +31,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], Check], int], ...] = (
     ("config", checks.config, EXIT_CONFIG),
     ("routing", checks.routing, EXIT_CONFIG),
     ("keyring", checks.keyring, EXIT_STORE),
+    ("cache", checks.cache, EXIT_STORE),
     ("token", checks.token, EXIT_LOGIN_REQUIRED),
     ("registration", checks.registration, EXIT_LOGIN_REQUIRED),
     ("ca_bundle", checks_portal.ca_bundle, EXIT_CONFIG),
@@ -41,7 +42,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], Check], int], ...] = (
 )
 #: The check ids in order: ``CHECK_IDS[0] == "config"``.
 CHECK_IDS = tuple(check_id for check_id, _, _ in CHECKS)
-#: The exit code a failure of each check stands for: ``EXIT_CODES["access"] == EXIT_ACCESS_DENIED``.
+#: The exit code a failure of each check usually stands for: ``EXIT_CODES["access"] == EXIT_ACCESS_DENIED``.
 EXIT_CODES = {check_id: code for check_id, _, code in CHECKS}
 _WIDTH = max(len(check_id) for check_id in CHECK_IDS) + 1
 
@@ -50,7 +51,7 @@ def _run_one(check_id: str, func: Callable[[Context], Check], ctx: Context) -> C
     try:
         result = func(ctx)
     except SsocredError as exc:
-        result = Check(check_id, FAIL, exc.message, exc.fix)
+        result = Check(check_id, FAIL, exc.message, exc.fix, exit_code=exc.exit_code)
     except Exception as exc:  # one broken check must not hide the others; the type alone carries no secret
         result = Check(check_id, FAIL, f"the check itself failed ({type(exc).__name__})", None)
     assert result.id == check_id
@@ -69,7 +70,7 @@ def diagnose(profile: str | None, session: str | None) -> dict[str, Any]:
         ctx.results[check_id] = _run_one(check_id, func, ctx)
     results = [ctx.results[check_id] for check_id in CHECK_IDS]
     failed = [r for r in results if r.status == FAIL]
-    code = EXIT_CODES[failed[0].id] if failed else EXIT_OK
+    code = (failed[0].exit_code or EXIT_CODES[failed[0].id]) if failed else EXIT_OK
     return {
         "profile": profile,
         "session": ctx.key or session,

@@ -1,7 +1,8 @@
 """The client side of ``ssocred process``: ask the daemon over its Unix socket, or step aside.
 
 This runs on every SDK credential lookup, before anything else of ssocred is imported, so it
-imports only ``_socket``, ``os`` and ``ssocred.rundir`` (``socket`` pulls in enum and
+imports only ``_socket``, ``os``, ``ssocred.rundir`` and the argument grammar
+``ssocred.process_args`` (``socket`` pulls in enum and
 selectors, ``json`` its decoder): the request line is built and the reply parsed by hand.
 
 Wire protocol, version 2 (one connection per request, the daemon checks the peer's uid first):
@@ -31,7 +32,7 @@ when no daemon answered (the caller then runs ``ssocred.process``).
 import _socket
 import os
 
-from ssocred import rundir
+from ssocred import process_args, rundir
 
 PROTOCOL_VERSION = 2
 #: Reply code that sends the client to the no-daemon path.
@@ -43,7 +44,6 @@ CONNECT_TIMEOUT = 0.2
 SILENCE_TIMEOUT = 1.0
 #: Longest wait for an answer with keep-alives: the daemon's own network calls are bounded well below.
 REPLY_TIMEOUT = 300.0
-_VALUE_FLAGS = ("--profile", "--sso-session", "--account-id", "--role-name")
 _MAX_REPLY = 1 << 16
 
 
@@ -74,23 +74,15 @@ def run(argv: list[str]) -> int | None:
 
 
 def plain_arguments(argv: list[str]) -> bool:
-    """Whether ``argv`` is a well-formed request; ``--help`` and anything odd go to the full path.
+    """Whether the daemon may answer ``argv``: the one grammar accepts it and it is not ``--help``.
 
+    Anything else goes to the full path, which prints the help or the one-line usage error.
     Example: ``plain_arguments(["--profile", "dev"])`` is True, ``plain_arguments(["-h"])`` False.
     """
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg != "--login":
-            name, eq, _ = arg.partition("=")
-            if name not in _VALUE_FLAGS:
-                return False
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    return False
-        i += 1
-    return True
+    try:
+        return not process_args.parse(argv).help
+    except Exception:  # a usage error (or anything odd): the full path says what is wrong
+        return False
 
 
 def request_line(argv: list[str]) -> str:

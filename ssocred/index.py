@@ -3,12 +3,14 @@
 The keyring has no "list" call, so ``status``, ``logout`` and the daemon read this file
 instead. It holds names, times and flags only, never a token or a secret. ``refreshStartedAt``
 is set while a refresh is in flight (and stays set when one was interrupted before its result
-was stored): the next caller can then say why the service rejects the old refresh token. Format::
+was stored): the next caller can then say why the service rejects the old refresh token.
+``rejectedAt`` is when the service refused the stored token (the portal its access token even
+after a refresh, or the token endpoint its refresh token); storing a new token clears it. Format::
 
     {"version": 1,
      "sessions": {"corp": {"expiresAt": 1.7e9, "refreshable": true,
                            "registrationExpiresAt": 1.8e9, "updatedAt": 1.7e9,
-                           "refreshStartedAt": null}},
+                           "refreshStartedAt": null, "rejectedAt": null}},
      "creds": [{"session": "corp", "accountId": "111122223333", "roleName": "Admin",
                 "expiration": 1.7e9, "updatedAt": 1.7e9, "lastRequestedAt": 1.7e9}]}
 
@@ -33,7 +35,8 @@ FORMAT_VERSION = 1
 class SessionEntry:
     """An indexed SSO session: ``SessionEntry("corp", 1.7e9, True, 1.8e9, updated_at=1.7e9)``.
 
-    ``refresh_started_at`` is when a refresh that has not stored its result began (None: none).
+    ``refresh_started_at`` is when a refresh that has not stored its result began (None: none);
+    ``rejected_at`` when the service refused this token (None: not known to be refused).
     """
 
     name: str
@@ -42,6 +45,7 @@ class SessionEntry:
     registration_expires_at: float | None
     updated_at: float
     refresh_started_at: float | None = None
+    rejected_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def render(index: Index) -> bytes:
                 "registrationExpiresAt": e.registration_expires_at,
                 "updatedAt": e.updated_at,
                 "refreshStartedAt": e.refresh_started_at,
+                "rejectedAt": e.rejected_at,
             }
             for e in index.sessions.values()
         },
@@ -132,6 +137,7 @@ def parse(raw: bytes) -> Index:
             registration_expires_at=_optional_float(e["registrationExpiresAt"]),
             updated_at=float(e["updatedAt"]),
             refresh_started_at=_optional_float(e.get("refreshStartedAt")),
+            rejected_at=_optional_float(e.get("rejectedAt")),
         )
         for name, e in data["sessions"].items()
     }
@@ -186,9 +192,19 @@ class IndexFile:
         """Apply ``change`` under the file lock: ``index_file.update(lambda ix: ix.with_session(e))``."""
         from ssocred import locks
 
-        private_dir(self.path.parent)
+        try:
+            private_dir(self.path.parent)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         lock = locks.Lock(self.path.with_name(f".{self.path.name}.lock"))
         with locks.held(lock, f"the store index {self.path}", timeout=self.timeout):
             new = change(self.read())
-            atomic_write(self.path, render(new))
+            try:
+                atomic_write(self.path, render(new))
+            except OSError as exc:  # a full disk, a read-only or unwritable state dir
+                raise self._unwritable(exc) from None
             return new
+
+    def _unwritable(self, exc: OSError) -> StoreError:
+        return StoreError(f"cannot write the store index {self.path} ({exc.strerror or type(exc).__name__})",
+                          fix=f"check the permissions and free space of {self.path.parent}")

@@ -84,9 +84,9 @@ def _iso(ts: float | None) -> str | None:
 
 
 def _settled(entry: object) -> object:
-    """An index session entry without its refresh-in-flight mark (None stays None)."""
+    """An index session entry without its refresh-in-flight and rejection marks (None stays None)."""
     if isinstance(entry, SessionEntry):
-        return dataclasses.replace(entry, refresh_started_at=None)
+        return dataclasses.replace(entry, refresh_started_at=None, rejected_at=None)
     return entry
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from ssocred.errors import StoreError
@@ -34,24 +36,39 @@ def usable_backend() -> Any:
 
 _REMEMBERED = "keyring-backend"
 _remembered: str | None = None
+#: What a remembered backend looks like: a class in keyring's or keyrings.alt's backend packages.
+_BACKEND_NAME = re.compile(r"(?:keyring\.backends|keyrings)(?:\.[A-Za-z_]\w*)+")
+_MAX_NAME = 200
 
 
 def _remember(name: str) -> None:
     """Note the detected backend (not a secret) so that later runs can skip keyring's detection."""
     global _remembered
-    if _remembered == name or os.environ.get("PYTHON_KEYRING_BACKEND"):
-        return
+    if _remembered == name or os.environ.get("PYTHON_KEYRING_BACKEND") or not _BACKEND_NAME.fullmatch(name):
+        return  # a backend outside keyring's packages is never loaded by name from a file: detection decides
     from ssocred import paths
 
     path = paths.state_dir() / _REMEMBERED
-    try:
-        if path.read_text(encoding="utf-8").strip() != name:
-            raise FileNotFoundError
-    except OSError:
+    if _read_remembered(path) != name:
         with contextlib.suppress(OSError):
             paths.private_dir(path.parent)
             paths.atomic_write(path, name.encode("utf-8"))
     _remembered = name
+
+
+def _read_remembered(path: Path) -> str | None:
+    """The backend name in the state file, or None when it holds none (missing, unreadable or garbage).
+
+    Only a name of a keyring backend class counts: the file must never make ssocred import anything else.
+    Example: ``_read_remembered(state_dir() / "keyring-backend") == "keyring.backends.SecretService.Keyring"``
+    """
+    try:
+        with path.open("rb") as file:
+            raw = file.read(_MAX_NAME + 1)
+        name = raw.decode("utf-8").strip()
+    except (OSError, ValueError):
+        return None
+    return name if len(raw) <= _MAX_NAME and _BACKEND_NAME.fullmatch(name) else None
 
 
 def use_remembered_backend() -> None:
@@ -65,13 +82,12 @@ def use_remembered_backend() -> None:
         return
     from ssocred import paths
 
-    try:
-        name = (paths.state_dir() / _REMEMBERED).read_text(encoding="utf-8").strip()
-    except OSError:
-        return
+    name = _read_remembered(paths.state_dir() / _REMEMBERED)
+    if name is None:
+        return  # detection decides
     import keyring.core
 
-    if not name or keyring.core.load_config():
+    if keyring.core.load_config():
         return
     try:
         keyring.core.set_keyring(keyring.core.load_keyring(name))

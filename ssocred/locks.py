@@ -39,12 +39,13 @@ _FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_
 class LockTimeout(ServiceError, TimeoutError):
     """A lock stayed held too long: ``LockTimeout("SSO session 'corp'", 120).line()``."""
 
-    def __init__(self, what: str, waited: float) -> None:
-        super().__init__(
-            f"another ssocred process has held the lock of {what} for {waited:g} s",
-            fix="try again; if it persists, look for a hung ssocred process",
-        )
+    def __init__(self, what: str, waited: float, holder: int | None = None) -> None:
+        who = f"another ssocred process (pid {holder})" if holder else "another ssocred process"
+        look = f"look at process {holder} (ps -p {holder})" if holder else "look for a hung ssocred process"
+        super().__init__(f"{who} has held the lock of {what} for {waited:g} s",
+                         fix=f"try again; if it persists, {look}")
         self.what = what
+        self.holder = holder
 
     def __str__(self) -> str:
         return self.message
@@ -155,8 +156,8 @@ def held(lock: Lock, what: str, timeout: float = TIMEOUT) -> Iterator[Lock]:
     """
     try:
         lock.acquire(timeout=timeout)
-    except LockTimeout:
-        raise _timeout(what, timeout) from None
+    except LockTimeout as exc:
+        raise _timeout(what, timeout, exc.holder) from None
     try:
         yield lock
     finally:
@@ -230,7 +231,7 @@ def _take(path: str, limit: float, what: str) -> int:
             os.close(fd)
             left = deadline - time.monotonic()
             if left <= 0:
-                raise _timeout(what, limit) from None
+                raise _timeout(what, limit, _holder(path)) from None
             time.sleep(min(delay, left))
             delay = min(delay * 2, _POLL_MAX)
             continue
@@ -242,6 +243,7 @@ def _take(path: str, limit: float, what: str) -> int:
         except FileNotFoundError:
             current = None
         if current is not None and _same_file(fd, current):
+            mark_holder(fd)
             return fd
         # The holder before us unlinked the file as it let go: the lock lives on in a new file.
         os.close(fd)
@@ -271,14 +273,42 @@ def _same_file(fd: int, current: os.stat_result) -> bool:
 _compat: type[LockTimeout] | None = None
 
 
-def _timeout(what: str, waited: float) -> LockTimeout:
+def mark_holder(fd: int) -> None:
+    """Write this process's pid into a lock file it holds, for the message of whoever waits too long.
+
+    Example: the refresher that inherited a lock calls ``mark_holder(fd)``; a pid is not a secret.
+    """
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, b"%d\n" % os.getpid(), 0)
+
+
+def _holder(path: str) -> int | None:
+    """The pid a lock file names, when that process still runs."""
+    try:
+        with open(path, "rb") as fh:
+            pid = int(fh.read(32).strip() or b"0")
+    except (OSError, ValueError):
+        return None
+    if pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass  # alive, but not ours to signal
+    return pid
+
+
+def _timeout(what: str, waited: float, holder: int | None = None) -> LockTimeout:
     """A LockTimeout; also a ``filelock.Timeout`` when a caller may still be catching that."""
     global _compat
     # Callers written for filelock catch filelock.Timeout; they have imported filelock to name it.
     # Importing it here instead would cost every lock user tens of milliseconds.
     filelock = sys.modules.get("filelock")
     if filelock is None:
-        return LockTimeout(what, waited)
+        return LockTimeout(what, waited, holder)
     if _compat is None:
         _compat = cast("type[LockTimeout]", type("LockTimeout", (LockTimeout, filelock.Timeout), {}))
-    return _compat(what, waited)
+    return _compat(what, waited, holder)

@@ -99,18 +99,16 @@ def assign_names(template: str, targets: Iterable[Target], region: str | None = 
 def profile_values(
     command: str, target: Target, *, region: str | None = None, output: str | None = None
 ) -> Mapping[str, str]:
-    """The keys ssocred writes into a generated profile, in order.
+    """The keys ssocred writes into a generated profile, in order; ``command`` is already shell-quoted.
 
     Example: ``profile_values("ssocred", t)["credential_process"]
     == "ssocred process --sso-session corp --account-id 111122223333 --role-name Dev"``
     """
-    import shlex
+    from ssocred.process_args import Request, to_line
 
+    request = Request(session=target.session, account=target.account_id, role=target.role_name)
     values = {
-        "credential_process": " ".join([
-            command, "process", "--sso-session", shlex.quote(target.session),
-            "--account-id", shlex.quote(target.account_id), "--role-name", shlex.quote(target.role_name),
-        ]),
+        "credential_process": to_line(request, command),
         "ssocred_managed": target.session,
     }
     if region:

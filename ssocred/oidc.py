@@ -70,17 +70,20 @@ class Oidc:
         parts = urlsplit(self.endpoint)
         return f"{parts.scheme}://{parts.netloc}"
 
-    def _call(self, op: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, op: str, expect: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         try:
-            return awsclient.invoke(self._client, op, **kwargs)
+            return awsclient.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:
+            foreign = awsclient.foreign_answer(exc, "sso-oidc")
+            if foreign is not None:
+                raise foreign from None
             code = awsclient.error_code(exc) or "Unknown"
             if code in _HANDLED:
                 raise OAuthError(code) from None
             raise ServiceError(
-                f"sso-oidc {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",
+                f"sso-oidc {op} failed in {self.region}: {awsclient.clean(code, 60)}: {awsclient.service_message(exc)}",
                 fix="try again in a minute",
             ) from None
 
@@ -105,7 +108,8 @@ class Oidc:
                 kwargs["issuerUrl"] = issuer_url
         else:
             grants = (GRANT_DEVICE, *grants)
-        resp = self._call("register_client", **kwargs)
+        resp = self._call("register_client", {"clientId": str, "clientSecret": str, "clientSecretExpiresAt": int},
+                          **kwargs)
         return Registration(
             client_id=resp["clientId"],
             client_secret=resp["clientSecret"],
@@ -117,7 +121,7 @@ class Oidc:
     def start_device_authorization(self, reg: Registration, start_url: str) -> DeviceAuthorization:
         """StartDeviceAuthorization for ``start_url``."""
         resp = self._call(
-            "start_device_authorization",
+            "start_device_authorization", {"deviceCode": str, "userCode": str, "verificationUri": str},
             clientId=reg.client_id, clientSecret=reg.client_secret, startUrl=start_url,
         )
         return DeviceAuthorization(
@@ -130,7 +134,7 @@ class Oidc:
         )
 
     def _grant(self, **kwargs: Any) -> Grant:
-        resp = self._call("create_token", **kwargs)
+        resp = self._call("create_token", {"accessToken": str, "expiresIn": int}, **kwargs)
         return Grant(
             access_token=resp["accessToken"],
             expires_in=int(resp["expiresIn"]),

@@ -90,7 +90,7 @@ def private_dir(path: Path, fix: str | None = None) -> Path:
         fd = os.open(path, _OPEN_DIR | os.O_NOFOLLOW)
     except OSError as exc:
         if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
-            raise
+            raise _cannot_create(str(path), exc, fix or "check its permissions") from None
         raise _refusal(str(path), fix) from None
     try:
         st = os.fstat(fd)
@@ -241,7 +241,7 @@ def _refusal(path: str, fix: str | None) -> Exception:
 def _cannot_create(path: str, exc: OSError, fix: str = "choose a writable directory of yours") -> Exception:
     from ssocred.errors import ConfigError
 
-    return ConfigError(f"cannot create {path} ({exc.strerror or exc})", fix=fix)
+    return ConfigError(f"cannot use {path} ({exc.strerror or exc})", fix=fix)
 
 
 def _warn_planted(path: str) -> None:

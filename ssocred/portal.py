@@ -24,6 +24,17 @@ class Account:
     email: str
 
 
+#: What GetRoleCredentials must answer (expiration in epoch milliseconds).
+_CREDENTIALS: dict[str, Any] = {
+    "roleCredentials": {"accessKeyId": str, "secretAccessKey": str, "sessionToken": str, "expiration": int},
+}
+
+
+def _malformed(op: str, what: str) -> ServiceError:
+    return ServiceError(f"the SSO portal answered {op} with {what}: a proxy may be in the way",
+                        fix="check HTTPS_PROXY, NO_PROXY and the endpoint settings, then run: ssocred doctor")
+
+
 class TokenRejected(Exception):
     """The portal answered 401: the SSO access token is expired, revoked or unknown."""
 
@@ -40,14 +51,17 @@ class Portal:
         self._pace = pace
         self._client = awsclient.client("sso", region, pool=pool)
 
-    def _call(self, op: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    def _call(self, op: str, what: str, expect: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
         from botocore.exceptions import ClientError
 
         if self._pace is not None:
             self._pace()
         try:
-            return awsclient.invoke(self._client, op, **kwargs)
+            return awsclient.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:
+            foreign = awsclient.foreign_answer(exc, "sso")
+            if foreign is not None:
+                raise foreign from None
             code = awsclient.error_code(exc) or "Unknown"
             if code == "UnauthorizedException":
                 raise TokenRejected() from None
@@ -58,7 +72,8 @@ class Portal:
                     "an admin can check the assignment with: ssocred discover",
                 ) from None
             raise ServiceError(
-                f"SSO portal {op} failed in {self.region}: {code}: {awsclient.service_message(exc)}",
+                f"SSO portal {op} failed in {self.region}: {awsclient.clean(code, 60)}: "
+                f"{awsclient.service_message(exc)}",
                 fix="try again in a minute",
             ) from None
 
@@ -66,7 +81,7 @@ class Portal:
         """GetRoleCredentials; ``expiration`` arrives in epoch milliseconds."""
         issued = time.time()
         resp = self._call(
-            "get_role_credentials", f"role '{role_name}' in account {account_id}",
+            "get_role_credentials", f"role '{role_name}' in account {account_id}", _CREDENTIALS,
             accessToken=access_token, accountId=account_id, roleName=role_name,
         )
         rc = resp["roleCredentials"]
@@ -85,9 +100,11 @@ class Portal:
         out: list[Account] = []
         kwargs: dict[str, Any] = {"accessToken": access_token, "maxResults": 100}
         while True:
-            resp = self._call("list_accounts", "the account list", **kwargs)
-            for a in resp.get("accountList", []):
-                out.append(Account(a["accountId"], a.get("accountName", ""), a.get("emailAddress", "")))
+            resp = self._call("list_accounts", "the account list", {"accountList": list}, **kwargs)
+            for a in resp["accountList"]:
+                if not (isinstance(a, dict) and isinstance(a.get("accountId"), str)):
+                    raise _malformed("ListAccounts", "an account without an id")
+                out.append(Account(a["accountId"], str(a.get("accountName") or ""), str(a.get("emailAddress") or "")))
             token = resp.get("nextToken")
             if not token:
                 return out
@@ -98,8 +115,11 @@ class Portal:
         out: list[str] = []
         kwargs: dict[str, Any] = {"accessToken": access_token, "accountId": account_id, "maxResults": 100}
         while True:
-            resp = self._call("list_account_roles", f"account {account_id}", **kwargs)
-            out.extend(r["roleName"] for r in resp.get("roleList", []))
+            resp = self._call("list_account_roles", f"account {account_id}", {"roleList": list}, **kwargs)
+            for r in resp["roleList"]:
+                if not (isinstance(r, dict) and isinstance(r.get("roleName"), str)):
+                    raise _malformed("ListAccountRoles", "a role without a name")
+                out.append(r["roleName"])
             token = resp.get("nextToken")
             if not token:
                 return out
@@ -107,5 +127,5 @@ class Portal:
 
     def logout(self, access_token: str) -> None:
         """Logout: revokes the access token on the service side."""
-        self._call("logout", "logout", accessToken=access_token)
+        self._call("logout", "logout", None, accessToken=access_token)
 

@@ -18,70 +18,34 @@ if TYPE_CHECKING:
 
     from ssocred.errors import SsocredError
     from ssocred.model import RoleCredentials
+    from ssocred.process_args import Request
     from ssocred.store import Store
 
-USAGE = (
-    "usage: ssocred process (--profile P | --sso-session S --account-id A --role-name R) [--login]\n"
-    "Prints role credentials as credential_process JSON (Version 1). With --login, a required login\n"
-    "runs through the terminal (/dev/tty) instead of failing."
-)
-_FLAGS = {"--profile": "profile", "--sso-session": "session", "--account-id": "account", "--role-name": "role"}
+#: ``(session, account id, role name)``
+Role = tuple[str, str, str]
 
 
-def parse_args(argv: list[str]) -> dict[str, str]:
-    """Parse ``--flag value`` / ``--flag=value`` pairs without argparse (import cost matters here).
+def resolve_target(request: Request, config_file: Path | None = None) -> tuple[Role, bool]:
+    """The role ``request`` asks for, and whether a required login may run on the terminal.
 
-    Example: ``parse_args(["--profile=dev"]) == {"profile": "dev"}``
-    """
-    from ssocred.errors import UsageError
-
-    out: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg in ("-h", "--help"):
-            out["help"] = "1"
-        elif arg == "--login":
-            out["login"] = "1"
-        else:
-            name, eq, value = arg.partition("=")
-            key = _FLAGS.get(name)
-            if key is None:
-                raise UsageError(f"unknown argument '{arg}' for ssocred process", fix="see: ssocred process --help")
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"{name} needs a value", fix="see: ssocred process --help")
-                value = argv[i]
-            out[key] = value
-        i += 1
-    return out
-
-
-def target(opts: dict[str, str], config_file: Path | None = None) -> tuple[str, str, str]:
-    """(session, account, role) from the arguments, or from the profile's ssocred keys.
-
-    A profile with ``ssocred_login = true`` opts in to ``--login``: ``opts["login"]`` is set.
+    A login may run with ``--login``, or when the profile opts in with ``ssocred_login = true``.
     ``config_file`` replaces ``$AWS_CONFIG_FILE`` (the daemon answers for the client's file).
-    Example: ``target({"profile": "dev"}) == ("corp", "111122223333", "Developer")``
+    Example: ``resolve_target(Request(profile="dev")) == (("corp", "111122223333", "Developer"), False)``
     """
-    from ssocred.errors import UsageError
+    named = request.named()
+    if named is not None:
+        return named, request.login
+    if request.profile is None:
+        from ssocred.errors import UsageError
 
-    if "profile" in opts:
-        if any(k in opts for k in ("session", "account", "role")):
-            raise UsageError("--profile cannot be combined with --sso-session/--account-id/--role-name")
-        from ssocred import config
-
-        cfg = config.load(config_file)
-        t = cfg.ssocred_target(opts["profile"])
-        if cfg.profile(opts["profile"]).values.get("ssocred_login", "").lower() in ("true", "yes", "1"):
-            opts["login"] = "1"
-        return t.session, t.account_id, t.role_name
-    missing = [f for f, k in _FLAGS.items() if k != "profile" and k not in opts]
-    if missing:
-        raise UsageError(f"ssocred process needs {', '.join(missing)} (or --profile)",
+        raise UsageError("ssocred process needs --profile, or --sso-session, --account-id and --role-name",
                          fix="see: ssocred process --help")
-    return opts["session"], opts["account"], opts["role"]
+    from ssocred import config
+
+    cfg = config.load(config_file)
+    t = cfg.ssocred_target(request.profile)
+    opted_in = cfg.profile(request.profile).values.get("ssocred_login", "").lower() in ("true", "yes", "1")
+    return (t.session, t.account_id, t.role_name), request.login or opted_in
 
 
 def output(creds: RoleCredentials) -> str:
@@ -101,23 +65,23 @@ def error_output(exc: SsocredError) -> str:
     return f"ssocred: {exc.line()}\n"
 
 
-def resolve(opts: dict[str, str]) -> str:
+def resolve(request: Request) -> str:
     """The stdout text for the requested role: ``output`` of its credentials."""
     from ssocred.credentials import role_credentials
     from ssocred.errors import LoginRequired
     from ssocred.keyring_io import use_remembered_backend
     from ssocred.store import Store
 
-    session, account, role = target(opts)
+    role, may_login = resolve_target(request)
     use_remembered_backend()
     store = Store()
     try:
-        creds = role_credentials(store, session, account, role)
+        creds = role_credentials(store, *role)
     except LoginRequired:
-        if "login" not in opts:
+        if not may_login:
             raise
-        _login_on_tty(store, session)
-        creds = role_credentials(store, session, account, role)
+        _login_on_tty(store, role[0])
+        creds = role_credentials(store, *role)
     return output(creds)
 
 
@@ -127,25 +91,30 @@ def _login_on_tty(store: Store, session: str) -> None:
     from ssocred.login import LoginRequest, login
     from ssocred.tokens import login_required
 
+    cfg = config.load()
+    t = cfg.resolve_session(session)
+    problem = config.region_problem(cfg, t, None)
+    if problem is not None:
+        raise problem
     try:
         tty = open("/dev/tty", "w")  # noqa: SIM115 - closed below
     except OSError:
         raise login_required(session, "needs a login and there is no terminal for it") from None
     with tty:
-        t = config.load().resolve_session(session)
         login(LoginRequest(key=session, start_url=t.start_url, region=t.region, scopes=t.scopes), store, tty)
 
 
 def main(argv: list[str]) -> int:
     """Run ``ssocred process``; one line on stderr and a documented exit code on failure."""
     from ssocred.errors import EXIT_INTERRUPTED, SsocredError
+    from ssocred.process_args import USAGE, parse
 
     try:
-        opts = parse_args(argv)
-        if "help" in opts:
-            print(USAGE)
+        request = parse(argv)
+        if request.help:
+            sys.stdout.write(USAGE)
             return 0
-        text = resolve(opts)
+        text = resolve(request)
     except SsocredError as exc:
         sys.stderr.write(error_output(exc))
         return exc.exit_code

@@ -77,6 +77,9 @@ def _check_held(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         raise ServiceError("the session lock was not handed over to the refresh") from None
+    from ssocred.locks import mark_holder
+
+    mark_holder(fd)  # it may outlive the caller that took the lock
 
 
 if __name__ == "__main__":

@@ -94,6 +94,8 @@ def _prefetch_state(p: dict[str, Any]) -> str:
 
 
 def _status(d: dict[str, Any]) -> str:
+    from ssocred.model import login_command
+
     daemon = _daemon(d.get("daemon"))
     if not d["sessions"]:
         return "\n".join(["No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, "
@@ -107,7 +109,11 @@ def _status(d: dict[str, Any]) -> str:
         left = s["expires_epoch"] - now
         state = "expired" if left <= 0 else f"valid for {duration(left)}"
         refresh = "refreshable" if s["refreshable"] else "not refreshable"
-        lines.append(f"{s['session']}: logged in, token {state} (until {s['expires_at']}), {refresh}")
+        if s.get("rejected_at"):
+            lines.append(f"{s['session']}: rejected: the service refused its token at {s['rejected_at']} (revoked, "
+                         f"or logged out elsewhere); run: {login_command(s['session'])}")
+        else:
+            lines.append(f"{s['session']}: logged in, token {state} (until {s['expires_at']}), {refresh}")
         if s.get("registration_expires_at"):
             lines.append(f"  client registration until {s['registration_expires_at']}")
         if s.get("refresh_started_at"):

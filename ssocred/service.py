@@ -20,6 +20,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from ssocred import rundir
+from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_INTERRUPTED, EXIT_USAGE, ServiceError, SsocredError, UsageError
 from ssocred.paths import atomic_write, ssocred_command
 
@@ -340,7 +341,7 @@ def _status_text(info: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``ssocred service`` parser, e.g. ``build_parser().parse_args(["status", "--json"])``."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ssocred service",
         description="Run `ssocred daemon` in the background with your session: systemd user units on Linux "
         "(socket-activated), a launchd agent on macOS. No root needed.",

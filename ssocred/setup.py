@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 from typing import TYPE_CHECKING, Any
 
-from ssocred.errors import ConfigError, ServiceError, UsageError
+from ssocred.configparse import clean, section_label
+from ssocred.errors import (
+    EXIT_ACCESS_DENIED,
+    EXIT_CONFIG,
+    EXIT_INTERRUPTED,
+    EXIT_LOGIN_REQUIRED,
+    EXIT_SERVICE,
+    EXIT_STORE,
+    EXIT_USAGE,
+    ConfigError,
+    LoginRequired,
+    ServiceError,
+    SsocredError,
+    UsageError,
+)
 from ssocred.render import Report
 
 if TYPE_CHECKING:
-    from ssocred.config import ResolvedSso
+    from ssocred.config import AwsConfig, ResolvedSso
     from ssocred.walk import Walk
 
 
@@ -134,20 +149,29 @@ def configure(args: argparse.Namespace) -> Report:
 
 
 def whoami(args: argparse.Namespace) -> Report:
-    """``ssocred whoami``: STS GetCallerIdentity with the profile's credentials, as every SDK gets them."""
+    """``ssocred whoami``: STS GetCallerIdentity with the profile's credentials, as every SDK gets them.
+
+    botocore picks the credential provider, as in every SDK; ssocred reads the config files first
+    (a syntax fault is one line) and starts a credential_process itself (``CredentialProcess``),
+    so that a command missing from PATH or a helper that fails is one line with its exit code.
+    Example: ``whoami(argparse.Namespace(profile="dev")).data["account"] == "111122223333"``
+    """
     import boto3.session
     import botocore.config
     import botocore.exceptions as bex
 
     from ssocred import awsclient
-    from ssocred.configparse import clean
 
     profile = args.profile or os.environ.get("AWS_PROFILE") or None
+    cfg = _read_config_files()
     try:
         session = boto3.session.Session(profile_name=profile)
     except bex.ProfileNotFound:
+        cfg.profile(profile or "default")  # raises, naming close matches or why the file holds none
         raise ConfigError(f"profile '{clean(profile or '')}' is not defined",
                           fix="check the name; ssocred doctor --profile NAME explains what is wrong") from None
+    helper = CredentialProcess(profile)
+    helper.install(session)
     retries = botocore.config.Config(retries={"mode": "standard", "max_attempts": 5})
     endpoint = "STS"
     try:
@@ -155,22 +179,13 @@ def whoami(args: argparse.Namespace) -> Report:
         sts = session.client("sts", region_name=session.region_name or "us-east-1", config=retries)
         endpoint = str(sts.meta.endpoint_url)
         ident = sts.get_caller_identity()
-    except bex.NoCredentialsError:
-        raise ConfigError(f"no credentials for {_who(profile)}",
-                          fix="pass --profile with a profile that has credentials (ssocred configure writes one)") \
-            from None
-    except bex.CredentialRetrievalError as exc:
-        # The message is credential_process's own stderr: ssocred's one line, never a secret.
-        reason = str(exc).removeprefix("Error when retrieving credentials from custom-process: ").strip()
-        raise ServiceError(f"credentials for {_who(profile)} failed: {clean(reason, 300)}",
-                           fix=f"run: ssocred doctor{' --profile ' + profile if profile else ''}") from None
     except bex.ClientError as exc:
         raise ServiceError(f"STS GetCallerIdentity failed: {awsclient.error_code(exc)}: "
                            f"{awsclient.service_message(exc)}") from None
-    except Exception as exc:
+    except (bex.BotoCoreError, ValueError) as exc:
         if awsclient.is_network_error(exc):
             raise awsclient.network_error(exc, endpoint) from None
-        raise
+        raise _credentials_error(exc, profile) from None
     creds = session.get_credentials()
     return Report("whoami", {
         "profile": profile,
@@ -181,5 +196,124 @@ def whoami(args: argparse.Namespace) -> Report:
     })
 
 
+def _read_config_files() -> AwsConfig:
+    """The config, read as ssocred reads it, after the shared credentials file was checked the same way.
+
+    botocore reads both with the same parser; a fault in either is a ConfigError naming its line.
+    """
+    from pathlib import Path
+
+    from ssocred import config
+
+    credentials = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    config.load(Path(os.path.expanduser(os.path.expandvars(credentials))))
+    return config.load()
+
+
+def _credentials_error(exc: Exception, profile: str | None) -> SsocredError:
+    """One line for a botocore failure while resolving credentials (never its traceback)."""
+    import botocore.exceptions as bex
+
+    from ssocred.logs import Redactor
+
+    who = _who(profile)
+    doctor = f"run: ssocred doctor{' --profile ' + shlex.quote(profile) if profile else ''}"
+    reason = clean(Redactor().redact(str(exc)), 200)
+    if isinstance(exc, bex.NoCredentialsError):
+        return ConfigError(f"no credentials for {who}",
+                           fix="pass --profile with a profile that has credentials (ssocred configure writes one)")
+    if isinstance(exc, bex.CredentialRetrievalError):
+        reason = reason.removeprefix("Error when retrieving credentials from custom-process: ")
+        return ServiceError(f"credentials for {who} failed: {reason}", fix=doctor)
+    if isinstance(exc, (bex.SSOError, bex.SSOTokenLoadError, bex.UnauthorizedSSOTokenError,
+                        bex.TokenRetrievalError)):
+        return LoginRequired(f"{who} uses botocore's own SSO provider, which failed: {reason}", fix=doctor)
+    if isinstance(exc, (ValueError, bex.ProfileNotFound, bex.InvalidConfigError, bex.PartialCredentialsError,
+                        bex.NoRegionError, bex.InvalidRegionError, bex.ConfigParseError)):
+        return ConfigError(f"the configuration of {who} is not usable: {reason}", fix=doctor)
+    return ServiceError(f"credentials for {who} could not be resolved: {reason}", fix=doctor)
+
+
+class CredentialProcess:
+    """Starts a profile's credential_process for botocore, exactly as botocore's ``ProcessProvider`` would.
+
+    A command that would not start is a ConfigError naming the fix; a command that fails passes its
+    exit code and its line on: ssocred's own one line comes through unchanged (never doubled).
+    Example: ``CredentialProcess("dev").install(boto3.session.Session(profile_name="dev"))``
+    """
+
+    def __init__(self, profile: str | None) -> None:
+        self.profile = profile
+        self.label = section_label("profile", profile or "default")
+
+    def install(self, session: Any) -> None:
+        """Take the place of ``subprocess.Popen`` in the session's credential_process provider."""
+        try:
+            provider = session._session.get_component("credential_provider").get_provider("custom-process")
+        except Exception:  # a botocore without these parts: its own provider runs, errors are mapped after
+            return
+        if provider is not None and hasattr(provider, "_popen"):
+            provider._popen = self
+
+    def __call__(self, argv: list[str], **_: Any) -> _Finished:
+        """Run ``argv`` (already split as botocore splits the line); what botocore's ``Popen`` call gets back."""
+        import json
+        import subprocess
+
+        from ssocred.checks import executable_problem
+
+        problem = executable_problem(argv, self.label)
+        if problem is not None:
+            raise problem
+        try:
+            done = subprocess.run(argv, capture_output=True, check=False)
+        except OSError as exc:
+            raise ConfigError(f"credential_process in {self.label} cannot be started "
+                              f"({exc.strerror or type(exc).__name__})",
+                              fix=f"run: ssocred doctor --profile {shlex.quote(self.profile or 'default')}") from None
+        if done.returncode != 0:
+            raise self.failure(argv, done.returncode, done.stderr)
+        try:
+            json.loads(done.stdout)
+        except ValueError:
+            raise ServiceError(f"the credential_process of {self.label} printed something that is not JSON",
+                               fix=f"run: ssocred doctor --profile {shlex.quote(self.profile or 'default')}") from None
+        return _Finished(done.stdout)
+
+    def failure(self, argv: list[str], code: int, stderr: bytes) -> SsocredError:
+        """The error for a credential_process that exited with ``code``: ssocred's own, or one naming it."""
+        from ssocred.checks import runs_ssocred
+        from ssocred.errors import from_reply
+
+        lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+        said = next((line for line in lines if not line.startswith("ssocred: warning:")), "")
+        if runs_ssocred(shlex.join(argv)) and said.startswith("ssocred: ") and code in _SSOCRED_CODES:
+            return from_reply(code, clean(said.removeprefix("ssocred: "), 1000))
+        from ssocred.logs import Redactor
+
+        how = f"was ended by signal {-code}" if code < 0 else f"failed (exit status {code})"
+        shown = clean(Redactor().redact(said), 200) if said else "nothing on stderr"
+        return ServiceError(f"the credential_process of {self.label} {how}: {shown}",
+                            fix=f"run: ssocred doctor --profile {shlex.quote(self.profile or 'default')}")
+
+
+#: The exit codes ``ssocred process`` documents for a failure.
+_SSOCRED_CODES = frozenset({EXIT_LOGIN_REQUIRED, EXIT_USAGE, EXIT_CONFIG, EXIT_ACCESS_DENIED, EXIT_SERVICE,
+                            EXIT_STORE, EXIT_INTERRUPTED})
+
+
+class _Finished:
+    """A credential process that has ended well, shaped as botocore reads a ``Popen``: ``communicate()``."""
+
+    returncode = 0
+
+    def __init__(self, stdout: bytes) -> None:
+        self._stdout = stdout
+
+    def communicate(self) -> tuple[bytes, bytes]:
+        """``(stdout, stderr)``; stderr of a successful helper is ignored, as botocore ignores it."""
+        return self._stdout, b""
+
+
 def _who(profile: str | None) -> str:
-    return f"profile '{profile}'" if profile else "the default profile"
+    return f"profile '{clean(profile)}'" if profile else "the default profile"

@@ -157,7 +157,8 @@ class Responder:
 
     def answer(self, line: bytes) -> tuple[int, str, Role | None]:
         """``(code, text, role)`` for one request line; ``FALLBACK`` when the client must run it."""
-        from ssocred.process import error_output, output, parse_args, target
+        from ssocred import process_args
+        from ssocred.process import error_output, output, resolve_target
 
         try:
             req = json.loads(line)
@@ -179,11 +180,11 @@ class Responder:
             return FALLBACK, "unknown request\n", None
         role: Role | None = None
         try:
-            opts = parse_args(argv)
-            if "help" in opts:
+            request = process_args.parse(argv)
+            if request.help:
                 return FALLBACK, "help is printed by the client\n", None
-            role = target(opts, Path(os.path.join(cwd, config)))
-            creds = self._credentials(role, may_login="login" in opts)
+            role, may_login = resolve_target(request, Path(os.path.join(cwd, config)))
+            creds = self._credentials(role, may_login=may_login)
         except _ClientMustRun as exc:
             return FALLBACK, f"{exc}\n", None
         except SsocredError as exc:

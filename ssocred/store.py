@@ -159,6 +159,21 @@ class Store:
 
         self._index.update(change)
 
+    def mark_rejected(self, name: str, token: Token, at: float) -> None:
+        """Note that the service refused ``token`` at ``at`` (revoked, or logged out elsewhere).
+
+        Only while ``token`` is still the indexed one: a token stored since is left unmarked.
+        Example: ``store.mark_rejected("corp", token, time.time())``; ``index_session`` clears it.
+        """
+
+        def change(ix: Index) -> Index:
+            entry = ix.sessions.get(name)
+            if entry is None or entry.expires_at != token.expires_at or entry.rejected_at is not None:
+                return ix  # another token by now, or this refusal is known already (the first time stays)
+            return ix.with_session(dataclasses.replace(entry, rejected_at=at))
+
+        self._index.update(change)
+
     def delete_session(self, name: str) -> None:
         """Remove a session with all its items, generations, index entries, role lock files: ``delete_session("c")``."""
         from ssocred import locks

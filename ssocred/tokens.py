@@ -299,6 +299,9 @@ def _refresh_locked(store: Store, session: str, token: Token, now: float, clock:
             if not interrupted:  # the service answered: nothing is in flight, and nothing was lost here
                 with contextlib.suppress(StoreError):
                     store.end_refresh(session)
+            if dead_grant(exc.code):  # recorded for status; the next stored token clears it
+                with contextlib.suppress(StoreError):
+                    store.mark_rejected(session, token, clock())
             if token_usable(token, now):
                 return token
             if dead_grant(exc.code) and interrupted:

@@ -8,6 +8,7 @@ Example: ``walk(Store(), "corp", max_workers=16, rate=200).accounts[0].roles``
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +44,8 @@ class RateLimit:
     """
 
     def __init__(self, rate: float, burst: int | None = None) -> None:
+        if not (rate > 0 and math.isfinite(rate)):  # inf or nan would break the pacing arithmetic
+            raise ValueError(f"the rate must be a number more than 0, not {rate!r}")
         self.rate = rate
         self.burst = float(burst if burst is not None else max(1, min(int(rate), 20)))
         self._tokens = self.burst

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.secret_service import PrivateSecretService
 
 pytest_plugins = ["tests.support.secret_service", "tests.support.daemon"]
 
@@ -68,11 +69,13 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmulator]:
 
 @pytest.fixture
 def sso(
-    home: Path, emu: RunningEmulator, secret_service: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    home: Path, emu: RunningEmulator, secret_service: PrivateSecretService, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path
 ) -> RunningEmulator:
     """HOME + emulator + real keyring, a ``[sso-session corp]`` config, and BROWSER as a fake browser."""
     from tests.support.cli import session_config, write_config
 
+    secret_service.ensure_running()
     write_config(session_config("corp"))
     browser = Path(__file__).parent / "support" / "browser.py"
     monkeypatch.setenv("BROWSER", f"{sys.executable} {browser} %s")

@@ -21,7 +21,7 @@ from ssocred.config import (
     parse_nested,
     parse_scopes,
 )
-from ssocred.errors import ConfigError
+from ssocred.errors import EXIT_CONFIG, EXIT_USAGE, ConfigError
 
 URL = "https://d-1234567890.awsapps.com/start"
 ACCOUNT = "111122223333"
@@ -431,14 +431,17 @@ def test_target_from_own_keys() -> None:
     assert c.ssocred_target("dev") == SsoTarget("corp", ACCOUNT, "Admin")
 
 
+OTHER = "444455556666"
+
+
 @pytest.mark.parametrize(
     "line",
     [
         f"ssocred process --sso-session corp --account-id {ACCOUNT} --role-name Admin",
         f"ssocred process --sso-session=corp --account-id={ACCOUNT} --role-name=Admin",
         f"/usr/bin/ssocred process --role-name 'Admin' --account-id \"{ACCOUNT}\" --sso-session=corp",
-        "python -m ssocred process --sso-session x --sso-session corp"
-        f" --account-id {ACCOUNT} --role-name Admin",
+        f"python -m ssocred process --sso-session corp --account-id {ACCOUNT} --role-name Admin",
+        f"'/opt/my tools/ssocred' process --sso-session corp --account-id {ACCOUNT} --role-name Admin --login",
     ],
 )
 def test_target_from_the_credential_process_line(line: str) -> None:
@@ -446,50 +449,73 @@ def test_target_from_the_credential_process_line(line: str) -> None:
     assert c.ssocred_target("dev") == SsoTarget("corp", ACCOUNT, "Admin")
 
 
-def test_target_quoted_value_with_spaces() -> None:
+def test_target_quoted_value_with_spaces_and_a_leading_dash() -> None:
     c = target_cfg(
-        "credential_process = ssocred process --sso-session corp --account-id 1 --role-name 'A B'\n"
+        f"credential_process = ssocred process --sso-session corp --account-id {ACCOUNT} --role-name 'A B'\n"
     )
     assert c.ssocred_target("dev").role_name == "A B"
+    c = target_cfg(
+        f"credential_process = ssocred process --sso-session corp --account-id {ACCOUNT} --role-name=-Admin\n"
+    )
+    assert c.ssocred_target("dev").role_name == "-Admin"
 
 
 def test_own_keys_win_over_the_line() -> None:
     c = target_cfg(
-        "ssocred_account_id = 999\n"
-        "credential_process = ssocred process --sso-session corp --account-id 1 --role-name R\n"
+        f"ssocred_account_id = {OTHER}\n"
+        f"credential_process = ssocred process --sso-session corp --account-id {ACCOUNT} --role-name R\n"
     )
-    assert c.ssocred_target("dev") == SsoTarget("corp", "999", "R")
+    assert c.ssocred_target("dev") == SsoTarget("corp", OTHER, "R")
 
 
-def test_session_from_sso_session_key_and_line_beats_it() -> None:
-    c = target_cfg("sso_session = corp\ncredential_process = ssocred process --account-id 1 --role-name R\n")
-    assert c.ssocred_target("dev") == SsoTarget("corp", "1", "R")
+def test_the_line_beats_the_sso_session_key() -> None:
     c = target_cfg(
         "sso_session = corp\n"
-        "credential_process = ssocred process --sso-session other --account-id 1 --role-name R\n"
+        f"credential_process = ssocred process --sso-session other --account-id {ACCOUNT} --role-name R\n"
     )
     assert c.ssocred_target("dev").session == "other"
 
 
 def test_sso_account_and_role_keys_are_a_last_resort() -> None:
-    c = target_cfg("sso_session = corp\nsso_account_id = 1\nsso_role_name = R\n")
-    assert c.ssocred_target("dev") == SsoTarget("corp", "1", "R")
+    c = target_cfg(f"sso_session = corp\nsso_account_id = {ACCOUNT}\nsso_role_name = R\n")
+    assert c.ssocred_target("dev") == SsoTarget("corp", ACCOUNT, "R")
 
 
-def test_target_flags_after_double_dash_are_ignored() -> None:
-    c = target_cfg(
-        "ssocred_session = s\ncredential_process = ssocred process --account-id 1 -- --role-name R\n"
+def test_a_line_that_runs_another_program_names_nothing() -> None:
+    c = target_cfg(f"ssocred_session = s\ncredential_process = aws-vault exec --account-id {ACCOUNT} --role-name R\n")
+    assert "does not name the account and role" in error(c.ssocred_target, "dev")
+
+
+def test_a_line_naming_another_profile_is_followed() -> None:
+    c = cfg(
+        "[profile dev]\ncredential_process = ssocred process --profile base --login\n"
+        f"[profile base]\nssocred_session = corp\nssocred_account_id = {ACCOUNT}\nssocred_role_name = R\n"
+        "credential_process = ssocred process --profile base\n"
     )
-    assert "does not name the role" in error(c.ssocred_target, "dev")
+    assert c.ssocred_target("dev") == c.ssocred_target("base") == SsoTarget("corp", ACCOUNT, "R")
+
+
+def test_profiles_naming_each_other_are_a_config_error() -> None:
+    c = cfg(
+        "[profile a]\ncredential_process = ssocred process --profile b\n"
+        "[profile b]\ncredential_process = ssocred process --profile=a\n"
+    )
+    message = error(c.ssocred_target, "a")
+    assert "[profile a] and [profile b]" in message and "name each other" in message
+
+
+def test_a_line_naming_its_own_profile_leaves_the_keys_to_decide() -> None:
+    c = target_cfg("ssocred_session = corp\ncredential_process = ssocred process --profile dev\n")
+    assert "does not name the account and role" in error(c.ssocred_target, "dev")
 
 
 def test_target_missing_parts_say_which_and_how() -> None:
-    c = target_cfg("credential_process = ssocred process --sso-session corp\n")
+    c = target_cfg("ssocred_session = corp\n")
     assert error(c.ssocred_target, "dev") == (
         "profile 'dev' in ~/.aws/config does not name the account and role for ssocred; "
         "add ssocred_account_id = <account id> and ssocred_role_name = <role name> to [profile dev]"
     )
-    c = cfg("[default]\nssocred_account_id = 1\nssocred_role_name = R\n")
+    c = cfg(f"[default]\nssocred_account_id = {ACCOUNT}\nssocred_role_name = R\n")
     assert error(c.ssocred_target, "default") == (
         "profile 'default' in ~/.aws/config does not name the sso-session for ssocred; "
         "add ssocred_session = <sso-session name> to [default]"
@@ -501,25 +527,52 @@ def test_target_empty_keys_count_as_missing() -> None:
     assert "does not name the sso-session" in error(c.ssocred_target, "dev")
 
 
-@pytest.mark.parametrize(
-    "line",
-    [
-        "ssocred process --role-name 'unbalanced",
-        "ssocred process --account-id",
-        "ssocred process --account-id --role-name R",
-    ],
-)
-def test_unreadable_credential_process_line(line: str) -> None:
-    c = target_cfg(f"ssocred_session = corp\ncredential_process = {line}\n")
+@pytest.mark.parametrize(("key", "value"), [("ssocred_account_id", "1"), ("sso_account_id", "abcdefghijkl"),
+                                            ("ssocred_account_id", "1111222233334")])
+def test_an_account_key_that_is_no_account_id(key: str, value: str) -> None:
+    c = target_cfg(f"ssocred_session = corp\n{key} = {value}\nssocred_role_name = R\n")
+    with pytest.raises(ConfigError) as info:
+        c.ssocred_target("dev")
+    assert info.value.exit_code == EXIT_CONFIG
+    assert info.value.line() == (f"{key} = {value} in [profile dev] of ~/.aws/config is not an AWS account id; "
+                                 "an account id is 12 digits, e.g. 111122223333")
+
+
+def test_unreadable_credential_process_line() -> None:
+    c = target_cfg("ssocred_session = corp\ncredential_process = ssocred process --role-name 'unbalanced\n")
     message = error(c.ssocred_target, "dev")
     assert message.startswith("credential_process in [profile dev] of ~/.aws/config cannot be read")
 
 
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ("--account-id", "--account-id needs a value"),
+        ("--account-id --role-name R", "--account-id needs a value"),
+        (f"--sso-session corp --account-id {ACCOUNT} --role-name --login", "--role-name needs a value"),
+        (f"--sso-session corp --account-id {ACCOUNT} --role-name -Admin", "--role-name needs a value"),
+        (f"--sso-session x --sso-session corp --account-id {ACCOUNT} --role-name R", "--sso-session is given more"),
+        (f"--account-id {ACCOUNT} -- --role-name R", "unknown argument '--'"),
+        (f"--account-id {ACCOUNT} --role-name R", "ssocred process needs --sso-session (or --profile)"),
+        ("--sso-session corp --account-id 1 --role-name R", "--account-id '1' is not an AWS account id"),
+        (f"--sso-session corp --account-id {ACCOUNT} --role-name ''", "--role-name is empty"),
+    ],
+)
+def test_arguments_ssocred_process_refuses_are_its_usage_error(args: str, problem: str) -> None:
+    c = target_cfg(f"ssocred_session = corp\nsso_role_name = R\ncredential_process = ssocred process {args}\n")
+    with pytest.raises(ConfigError) as info:
+        c.ssocred_target("dev")
+    # The SDK that runs this line gets exit 2 from ssocred process; every other reader agrees.
+    assert info.value.exit_code == EXIT_USAGE
+    assert info.value.line().startswith(f"credential_process in [profile dev] of ~/.aws/config: {problem}")
+    assert len(info.value.line().splitlines()) == 1
+
+
 def test_a_complete_set_of_keys_ignores_a_broken_line() -> None:
     c = target_cfg(
-        "ssocred_session = s\nssocred_account_id = 1\nssocred_role_name = R\ncredential_process = x 'y\n"
+        f"ssocred_session = s\nssocred_account_id = {ACCOUNT}\nssocred_role_name = R\ncredential_process = x 'y\n"
     )
-    assert c.ssocred_target("dev") == SsoTarget("s", "1", "R")
+    assert c.ssocred_target("dev") == SsoTarget("s", ACCOUNT, "R")
 
 
 def test_target_of_unknown_profile() -> None:
@@ -602,6 +655,7 @@ def test_load_unreadable_as_root(fake_home: Path, monkeypatch: pytest.MonkeyPatc
     def deny(self: Path) -> bytes:
         raise PermissionError(13, "Permission denied")
 
+    (fake_home / ".aws" / "config").write_text("[default]\n")
     monkeypatch.setattr(Path, "read_bytes", deny)
     assert error(load) == (
         "cannot read ~/.aws/config: Permission denied; make it readable (chmod u+r ~/.aws/config)"

@@ -109,9 +109,9 @@ def test_a_timeout_is_the_one_line_service_error(tmp_path: Path) -> None:
             pass
         assert 0.3 <= time.monotonic() - started < 3
         assert isinstance(info.value, ServiceError) and info.value.exit_code == EXIT_SERVICE
-        assert info.value.line() == (
-            "another ssocred process has held the lock of role 'Admin' in 111122223333 for 0.3 s; "
-            "try again; if it persists, look for a hung ssocred process"
+        assert info.value.line() == (  # the holder named, so that a hung one can be found
+            f"another ssocred process (pid {holder.pid}) has held the lock of role 'Admin' in 111122223333 "
+            f"for 0.3 s; try again; if it persists, look at process {holder.pid} (ps -p {holder.pid})"
         )
         assert not locks.try_acquire(lock)
         assert not locks.discard(lock) and (tmp_path / "r.lock").exists()

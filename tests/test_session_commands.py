@@ -111,7 +111,7 @@ def test_corrupt_item_is_reported_and_kept(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     service = os.environ["SSOCRED_KEYRING_SERVICE"]
     keyring.set_password(service, "session:corp", "{not json")
-    r = run("process", "--sso-session", "corp", "--account-id", "1", "--role-name", "r")
+    r = run("process", "--sso-session", "corp", "--account-id", "111122223333", "--role-name", "r")
     assert r.returncode == EXIT_STORE
     assert "corrupt" in r.stderr and len(r.stderr.splitlines()) == 1
     assert keyring.get_password(service, "session:corp") == "{not json"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_CONFIG, EXIT_SERVICE, EXIT_USAGE
+from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_CONFIG, EXIT_LOGIN_REQUIRED, EXIT_USAGE
 from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -81,9 +81,10 @@ def test_whoami_errors_are_one_line(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     r = run("whoami", "--profile", "nope")
     assert r.returncode == EXIT_CONFIG and r.stderr.count("\n") == 1 and "'nope'" in r.stderr
-    r = run("whoami", "--profile", "dev")  # not logged in: credential_process's own line comes through
-    assert r.returncode == EXIT_SERVICE
+    r = run("whoami", "--profile", "dev")  # not logged in: credential_process's own line and exit code
+    assert r.returncode == EXIT_LOGIN_REQUIRED
     assert r.stderr.count("\n") == 1 and "ssocred login" in r.stderr and "Traceback" not in r.stderr
+    assert "ssocred: ssocred:" not in r.stderr
 
 
 def test_configure_with_flags_writes_session_and_profile(sso: RunningEmulator) -> None:

@@ -378,8 +378,13 @@ def test_request_line_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_only_plain_arguments_take_the_fast_path() -> None:
     assert fastpath.plain_arguments(["--profile", "dev"])
-    assert fastpath.plain_arguments(["--sso-session=corp", "--account-id", "1", "--role-name", "R", "--login"])
-    for argv in (["--help"], ["-h"], ["--profile"], ["--bogus"], ["--profile", "dev", "extra"]):
+    assert fastpath.plain_arguments(["--sso-session=corp", "--account-id", ACCOUNT, "--role-name", "R", "--login"])
+    assert fastpath.plain_arguments(["--sso-session", "corp", "--account-id", ACCOUNT, "--role-name=-Admin"])
+    # Everything the grammar refuses goes to the full path, which prints the one-line usage error.
+    for argv in (["--help"], ["-h"], ["--profile"], ["--bogus"], ["--profile", "dev", "extra"],
+                 ["--profile", "dev", "--"], ["--profile", "a", "--profile", "b"], ["--profile", "--login"],
+                 ["--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", "--login"],
+                 ["--sso-session", "corp", "--account-id", "1", "--role-name", "R"]):
         assert not fastpath.plain_arguments(argv), argv
 
 

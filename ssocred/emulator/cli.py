@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from types import FrameType
+from typing import Any, NoReturn
 
 from ssocred.emulator.directory import FORMAT_HELP, generate, load, seeded
 from ssocred.emulator.server import Emulator
@@ -24,39 +27,75 @@ _EPILOG = (
 )
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return value
+def _bounded(kind: type[int] | type[float], low: float, high: float) -> Any:
+    """An argparse type: a number from ``low`` to ``high``; anything else is a usage error."""
+
+    def check(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, not {text!r}")
+        return value
+
+    return check
 
 
-def _seconds(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be >= 1")
-    return value
+_count = _bounded(int, 0, 1_000_000)
+_port = _bounded(int, 0, 65535)
+_seconds = _bounded(int, 1, 10 * 365 * 86400)
+_rate = _bounded(float, 0, 1)
+_SEEN = "_options_seen"
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError("must be between 0 and 1")
-    return value
+class _Once(argparse.Action):
+    """Refuses a repeated option, as every ssocred command does (the emulator imports nothing of ssocred)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        seen: set[int] = vars(namespace).setdefault(_SEEN, set())
+        if option_string is not None and id(self) in seen:
+            parser.error(f"{option_string} is given more than once")
+        seen.add(id(self))
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Each option at most once, no abbreviations, errors in one line with exit code 2."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
+        for name in (None, "store", "store_true"):
+            action = self._registry_get("action", name)
+            self.register("action", name, type(f"Once{action.__name__}", (_Once, action), {}))
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        vars(parsed).pop(_SEEN, None)
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+        self.exit(2, f"ssocred emulator: {shown}; see: {self.prog} --help\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ssocred emulator",
         description="A local AWS IAM Identity Center emulator: sso-oidc, SSO portal, STS GetCallerIdentity.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = parser.add_argument
-    add("--port", type=_count, default=0, help="port on 127.0.0.1 (default 0: a free port)")
-    add("--accounts", type=_count, default=None, help="generated directory: number of accounts (default 3)")
-    add("--roles", type=_count, default=None, help="generated directory: roles per account (default 2)")
+    add("--port", type=_port, default=0, metavar="N", help="port on 127.0.0.1, 0 to 65535 (default 0: a free port)")
+    add("--accounts", type=_bounded(int, 0, 100_000), default=None, metavar="N",
+        help="generated directory: number of accounts (default 3)")
+    add("--roles", type=_bounded(int, 0, 1000), default=None, metavar="M",
+        help="generated directory: roles per account (default 2)")
     add("--directory", metavar="FILE", help="load accounts, roles and user from a JSON file (format below)")
     add("--token-ttl", type=_seconds, default=3600, metavar="SEC", help="access token lifetime (default 3600)")
     add(
@@ -92,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     add("--manual-approve", action="store_true", help="wait for a click on Allow/Deny in a browser")
     add("--fail-rate", type=_rate, default=0.0, metavar="P", help="share of API requests answered 500")
     add("--throttle-rate", type=_rate, default=0.0, metavar="P", help="share of API requests answered 429")
-    add("--latency-ms", type=_count, default=0, metavar="N", help="delay added to each API request")
-    add("--seed", type=int, default=None, help="seed for fault injection and generated ids")
+    add("--latency-ms", type=_bounded(int, 0, 600_000), default=0, metavar="N",
+        help="delay added to each API request")
+    add("--seed", type=_bounded(int, -(2**63), 2**63 - 1), default=None, metavar="N",
+        help="seed for fault injection and generated ids")
     add("--verbose", action="store_true", help="log each request (method, path, status) to stderr")
     return parser
 

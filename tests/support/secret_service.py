@@ -60,6 +60,26 @@ class PrivateSecretService:
     password: str
     bus: subprocess.Popen[bytes]
     daemon: subprocess.Popen[bytes]
+    restarts: int = 0
+
+    def ensure_running(self) -> bool:
+        """Start gnome-keyring again if it died; True when it had to (its data and password stay).
+
+        gnome-keyring can abort under many parallel D-Bus clients (an upstream bug); one crash
+        must fail the test it happened in, not every test after it.
+        """
+        if self.daemon.poll() is None:
+            return False
+        if self.bus.poll() is not None:
+            raise SecretServiceUnavailable("the private D-Bus daemon is gone as well")
+        warnings.warn(f"gnome-keyring exited with status {self.daemon.returncode} during the run; "
+                      f"started it again (its output: {_log_tail(self.root)})", stacklevel=2)
+        self.daemon = _start_keyring_daemon(self.root, self.password)
+        self.restarts += 1
+        _wait_for_name(self)
+        with closing(self.connection()) as conn:
+            _ensure_default_collection(conn, self.password)
+        return True
 
     def connection(self) -> Any:
         """A new jeepney connection to the private bus (close it after use)."""
@@ -120,15 +140,7 @@ def start_private_secret_service() -> PrivateSecretService | None:
     # No service directories: nothing is auto-started, so a prompt fails at once instead of
     # waiting for a desktop prompter.
     (root / "bus.conf").write_text(_BUS_CONFIG.format(address=address))
-    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
-    env.update(
-        HOME=str(root / "home"),
-        XDG_RUNTIME_DIR=str(root / "run"),
-        XDG_DATA_HOME=str(root / "data"),
-        XDG_CONFIG_HOME=str(root / "config"),
-        XDG_CACHE_HOME=str(root / "cache"),
-        DBUS_SESSION_BUS_ADDRESS=address,
-    )
+    env = _keyring_env(root)
     log = (root / "daemons.log").open("wb")
     bus = subprocess.Popen(
         [dbus_daemon, "--config-file", str(root / "bus.conf"), "--nofork"],
@@ -138,21 +150,11 @@ def start_private_secret_service() -> PrivateSecretService | None:
         env=env,
         preexec_fn=_die_with_parent,
     )
-    password = uuid.uuid4().hex
-    daemon = subprocess.Popen(
-        [keyring_daemon, "--foreground", "--replace", "--unlock", "--components=secrets"],
-        stdin=subprocess.PIPE,
-        stdout=log,
-        stderr=log,
-        env=env,
-        preexec_fn=_die_with_parent,
-    )
     log.close()
-    svc = PrivateSecretService(root, address, password, bus, daemon)
+    password = uuid.uuid4().hex
+    svc = PrivateSecretService(root, address, password, bus, bus)
     try:
-        assert daemon.stdin is not None
-        daemon.stdin.write(password.encode())
-        daemon.stdin.close()
+        svc.daemon = _start_keyring_daemon(root, password)
         _wait_for_name(svc)
         with closing(svc.connection()) as conn:
             _ensure_default_collection(conn, password)
@@ -163,6 +165,39 @@ def start_private_secret_service() -> PrivateSecretService | None:
             raise SecretServiceUnavailable(f"{type(exc).__name__}: {exc}; daemon output: {details}") from exc
         raise
     return svc
+
+
+def _keyring_env(root: Path) -> dict[str, str]:
+    """The environment of the private bus and keyring daemons: everything inside ``root``."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
+    env.update(
+        HOME=str(root / "home"),
+        XDG_RUNTIME_DIR=str(root / "run"),
+        XDG_DATA_HOME=str(root / "data"),
+        XDG_CONFIG_HOME=str(root / "config"),
+        XDG_CACHE_HOME=str(root / "cache"),
+        DBUS_SESSION_BUS_ADDRESS=f"unix:path={root}/bus",
+    )
+    return env
+
+
+def _start_keyring_daemon(root: Path, password: str) -> subprocess.Popen[bytes]:
+    """gnome-keyring (secrets only) on the private bus, its login keyring unlocked with ``password``."""
+    keyring_daemon = shutil.which("gnome-keyring-daemon")
+    assert keyring_daemon is not None
+    with (root / "daemons.log").open("ab") as log:
+        daemon = subprocess.Popen(
+            [keyring_daemon, "--foreground", "--replace", "--unlock", "--components=secrets"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            env=_keyring_env(root),
+            preexec_fn=_die_with_parent,
+        )
+    assert daemon.stdin is not None
+    daemon.stdin.write(password.encode())
+    daemon.stdin.close()
+    return daemon
 
 
 def _die_with_parent() -> None:
@@ -327,6 +362,7 @@ def store(secret_service: PrivateSecretService, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setenv("SSOCRED_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("SSOCRED_KEYRING_SERVICE", service)
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
+    secret_service.ensure_running()
     if secret_service.is_locked():
         secret_service.unlock()
     keyring.set_keyring(secret_service.keyring())  # a test before may have chosen another backend
