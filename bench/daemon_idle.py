@@ -66,7 +66,7 @@ def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
 
 def _use_roles(env: dict[str, str], url: str) -> list[tuple[str, str, str]]:
     """Call ``ssocred process`` once for each of the 20 roles, spread over the sessions."""
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
 
     token = Store().load_session(SESSIONS[0])
     assert token is not None
@@ -84,7 +84,7 @@ def _use_roles(env: dict[str, str], url: str) -> list[tuple[str, str, str]]:
 
 def _make_everything_due(targets: list[tuple[str, str, str]]) -> None:
     """Age the stored tokens and credentials so that the daemon refreshes and fetches all of them."""
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
 
     store, now = Store(), time.time()
     for name in SESSIONS:
@@ -145,7 +145,7 @@ def main() -> int:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.bind("\0" + address)
                 log_file = tmp / "daemon.log"
-                proc = subprocess.Popen([sys.executable, "-m", "ssocred.daemon", "--log-file", str(log_file)],
+                proc = subprocess.Popen([sys.executable, "-m", "ssocred.daemon.main", "--log-file", str(log_file)],
                                         env={**env, "NOTIFY_SOCKET": "@" + address},
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
                 _wait_ready(sock, proc)

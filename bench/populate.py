@@ -31,8 +31,8 @@ from tests.support.emulator import RunningEmulator  # noqa: E402
 #: The sequential walk: the same Portal adapter (client, retries) without concurrency or pacing.
 SEQUENTIAL = """
 import json, sys
-from ssocred.portal import Portal
-from ssocred.store import Store
+from ssocred.adapters.portal import Portal
+from ssocred.adapters.store import Store
 token = Store().load_session("corp")
 portal = Portal(token.region)
 accounts = portal.accounts(token.access_token)

@@ -38,8 +38,8 @@ NATIVE = ("import boto3; boto3.Session(profile_name='native').get_credentials().
 
 
 def _start_server(env: dict[str, str]) -> subprocess.Popen[str]:
-    """The daemon's socket server (``python -m ssocred.sockserver``), once it listens."""
-    proc = subprocess.Popen([sys.executable, "-m", "ssocred.sockserver"], env=env, text=True,
+    """The daemon's socket server (``python -m ssocred.daemon.server``), once it listens."""
+    proc = subprocess.Popen([sys.executable, "-m", "ssocred.daemon.server"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     if not proc.stdout.readline():

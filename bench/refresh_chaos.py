@@ -42,8 +42,8 @@ SLOW_MS = 2500
 
 def _seed(emu: RunningEmulator, name: str, env: dict[str, str]) -> None:
     """A real device-flow login at the emulator, stored as session ``name`` with its token expired."""
-    from ssocred.model import GRANT_DEVICE, GRANT_REFRESH, Registration, Token
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
+    from ssocred.model.sso import GRANT_DEVICE, GRANT_REFRESH, Registration, Token
 
     reg, grant = device_login(emu.url)
     now = time.time()
@@ -57,7 +57,7 @@ def _expire(name: str, env: dict[str, str]) -> bool:
     """Expire the stored token and drop the cached credentials; False when there is no session."""
     import dataclasses
 
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
 
     store = Store(env["SSOCRED_KEYRING_SERVICE"])
     token = store.load_session(name)
@@ -113,25 +113,31 @@ def signal_round(emu: RunningEmulator, cmd: list[str], env: dict[str, str], sig:
 
 def random_kills(emu: RunningEmulator, cmd: list[str], env: dict[str, str], n: int, seed: int) -> int:
     """Sessions lost out of ``n`` SIGKILLs at random moments 0-300 ms after ``ssocred process`` starts."""
-    draw = random.Random(seed)
-    emu.control(latency_ms=100)
-    lost = 0
     _seed(emu, "random", env)
+    emu.control(latency_ms=100)
+    lost = _random_kills(emu, cmd, "random", env, n, seed)
+    emu.control(latency_ms=0)
+    return lost
+
+
+def _random_kills(emu: RunningEmulator, cmd: list[str], session: str, env: dict[str, str], n: int, seed: int) -> int:
+    """SIGKILL ``ssocred process`` for ``session`` ``n`` times, 0-300 ms in, the refresh slowed; sessions lost."""
+    draw = random.Random(seed)
+    lost = 0
     for _ in range(n):
-        if not _expire("random", env):
-            _seed(emu, "random", env)
-        proc = subprocess.Popen(_argv(cmd, "random"), env=env, stdout=subprocess.DEVNULL,
+        if not _expire(session, env):
+            _seed(emu, session, env)
+        proc = subprocess.Popen(_argv(cmd, session), env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         time.sleep(draw.uniform(0.0, 0.3))
         proc.kill()
         proc.wait(timeout=60)
         emu.control(latency_ms=0)
         _settle(emu)
-        if not _alive(cmd, "random", env):
+        if not _alive(cmd, session, env):
             lost += 1
-            _seed(emu, "random", env)
+            _seed(emu, session, env)
         emu.control(latency_ms=100)
-    emu.control(latency_ms=0)
     return lost
 
 
@@ -149,30 +155,15 @@ def _start_daemon(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.
 def daemon_kills(emu: RunningEmulator, cmd: list[str], env: dict[str, str], n: int, seed: int,
                  log: Path) -> tuple[int, int, int]:
     """With a daemon: (sessions lost, refreshes the emulator saw, refreshes the daemon made) over ``n`` kills."""
-    draw = random.Random(seed)
     _seed(emu, "daemon", env)
     before = emu.stats()["create_token"]["refresh_token"]
     daemon = _start_daemon(cmd, env, log)
-    lost = 0
     try:
         emu.control(latency_ms=100)
-        for _ in range(n):
-            if not _expire("daemon", env):
-                _seed(emu, "daemon", env)
-            proc = subprocess.Popen(_argv(cmd, "daemon"), env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, start_new_session=True)
-            time.sleep(draw.uniform(0.0, 0.3))
-            proc.kill()
-            proc.wait(timeout=60)
-            emu.control(latency_ms=0)
-            _settle(emu)
-            if not _alive(cmd, "daemon", env):
-                lost += 1
-                _seed(emu, "daemon", env)
-            emu.control(latency_ms=100)
+        lost = _random_kills(emu, cmd, "daemon", env, n, seed)
         emu.control(latency_ms=0)
         time.sleep(2.5)  # the daemon's status follows within a scan
-        from ssocred.notify import read_status
+        from ssocred.adapters.notify import read_status
 
         status = read_status() or {}
     finally:

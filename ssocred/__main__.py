@@ -1,26 +1,36 @@
-"""``python -m ssocred`` and the ``ssocred`` console script.
+"""``python -m ssocred`` and the ``ssocred`` console script: the one place that picks a front end.
 
 ``process`` is dispatched before anything else is imported: it runs on every SDK credential
-lookup, so it asks the daemon first (``ssocred.fastpath``, nearly free to import) and only
-without an answer pays for ``ssocred.process``; it never pays for argparse or the rest of the CLI.
+lookup, so it asks the daemon first (``ssocred.process.client``, nearly free to import) and only
+without an answer pays for ``ssocred.process.local``; it never pays for argparse or the rest of
+the CLI. ``daemon`` and ``emulator`` have front ends of their own; everything else is the CLI.
 """
 
 import sys
 
 
 def main() -> None:
-    """Entry point: ``ssocred process ...`` takes the fast path, everything else the full CLI."""
+    """Entry point: ``ssocred process ...`` takes the fast path, ``daemon``/``emulator`` their own, the rest the CLI."""
     argv = sys.argv[1:]
-    if argv and argv[0] == "process":
-        from ssocred import fastpath
+    command = argv[0] if argv else ""
+    if command == "process":
+        from ssocred.process import client
 
-        code = fastpath.run(argv[1:])
+        code = client.run(argv[1:])
         if code is None:
-            from ssocred.process import main as process_main
+            from ssocred.process.local import main as process_main
 
             code = process_main(argv[1:])
         raise SystemExit(code)
-    from ssocred.cli import main as cli_main
+    if command == "daemon":
+        from ssocred.daemon.main import main as daemon_main
+
+        raise SystemExit(daemon_main(argv[1:]))
+    if command == "emulator":
+        from ssocred.emulator.cli import main as emulator_main
+
+        raise SystemExit(emulator_main(argv[1:]))
+    from ssocred.cli.main import main as cli_main
 
     raise SystemExit(cli_main(argv))
 

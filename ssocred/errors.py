@@ -33,6 +33,10 @@ class SsocredError(Exception):
         """The single line shown to the user, e.g. ``"token expired; run: ssocred login"``."""
         return f"{self.message}; {self.fix}" if self.fix else self.message
 
+    def stderr_line(self) -> str:
+        """What a failed command writes to stderr: ``"ssocred: token expired; run: ssocred login\\n"``."""
+        return f"ssocred: {self.line()}\n"
+
 
 class UsageError(SsocredError):
     """Bad command-line input, e.g. two mutually exclusive selectors."""

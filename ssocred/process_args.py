@@ -1,6 +1,6 @@
 """The one grammar of ``ssocred process`` arguments: parse argv, read and write credential_process lines.
 
-Every reader of these arguments uses it: the daemon client (``ssocred.fastpath``), the no-daemon
+Every reader of these arguments uses it: the daemon client (``ssocred.process.client``), the no-daemon
 path and the daemon (``ssocred.process``), ``env``/``exec``, config reading
 (``AwsConfig.ssocred_target``), ``configure populate`` and ``doctor``. It runs on every SDK
 credential lookup, so it imports nothing when loaded (``ssocred.errors`` only to refuse

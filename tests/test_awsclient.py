@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import awsclient
+from ssocred.adapters import aws
+from ssocred.adapters.logs import REDACTOR
 from ssocred.errors import EXIT_SERVICE, ConfigError, ServiceError
-from ssocred.logs import REDACTOR
 from tests.support.cli import ACCOUNT, ROLE, run
 from tests.support.emulator import RunningEmulator
 from tests.support.tls import PortalLookalike, TestCA
@@ -27,16 +27,16 @@ TOKEN = "aoa" + "Zx9" * 30  # token-shaped: mixed case and digits, long
     f"echo {TOKEN} back",
 ])
 def test_no_token_survives_clean(text: str) -> None:
-    cleaned = awsclient.clean(text)
+    cleaned = aws.clean(text)
     assert TOKEN not in cleaned and TOKEN[:20] not in cleaned
-    assert "\n" not in cleaned and len(cleaned) <= awsclient.MAX_SERVER_TEXT
+    assert "\n" not in cleaned and len(cleaned) <= aws.MAX_SERVER_TEXT
 
 
 def test_clean_keeps_ordinary_words_and_registered_secrets_go() -> None:
-    assert awsclient.clean("Session token not found or invalid") == "Session token not found or invalid"
+    assert aws.clean("Session token not found or invalid") == "Session token not found or invalid"
     REDACTOR.add("short-but-registered")
-    assert awsclient.clean("got short-but-registered back") == "got [redacted] back"
-    assert awsclient.clean("x" * 500).endswith("…") and len(awsclient.clean("x" * 500)) == awsclient.MAX_SERVER_TEXT
+    assert aws.clean("got short-but-registered back") == "got [redacted] back"
+    assert aws.clean("x" * 500).endswith("…") and len(aws.clean("x" * 500)) == aws.MAX_SERVER_TEXT
 
 
 @pytest.mark.parametrize(("headers", "body", "kind"), [
@@ -48,29 +48,29 @@ def test_clean_keeps_ordinary_words_and_registered_secrets_go() -> None:
     ({"content-type": "text/plain"}, b"Bad gateway", "text"),
 ])
 def test_body_kind(headers: dict[str, str], body: bytes, kind: str) -> None:
-    assert awsclient.body_kind(headers, body) == kind
+    assert aws.body_kind(headers, body) == kind
 
 
 def test_an_answer_without_its_members_says_what_came_back() -> None:
     expect = {"roleCredentials": {"accessKeyId": str, "expiration": int}}
-    awsclient.check_answer({"roleCredentials": {"accessKeyId": "ASIA1", "expiration": 1}}, expect, "sso", "x")
+    aws.check_answer({"roleCredentials": {"accessKeyId": "ASIA1", "expiration": 1}}, expect, "sso", "x")
     with pytest.raises(ServiceError, match=r"^the SSO portal answered GetRoleCredentials with an HTML page"):
-        awsclient.check_answer({awsclient.BODY_KEY: "html"}, expect, "sso", "get_role_credentials")
+        aws.check_answer({aws.BODY_KEY: "html"}, expect, "sso", "get_role_credentials")
     with pytest.raises(ServiceError, match=r"with JSON without roleCredentials\.expiration"):
-        awsclient.check_answer({"roleCredentials": {"accessKeyId": "A"}}, expect, "sso", "get_role_credentials")
+        aws.check_answer({"roleCredentials": {"accessKeyId": "A"}}, expect, "sso", "get_role_credentials")
     with pytest.raises(ServiceError, match=r"with JSON without roleCredentials\.expiration"):
-        awsclient.check_answer({"roleCredentials": {"accessKeyId": "A", "expiration": True}}, expect, "sso", "x")
+        aws.check_answer({"roleCredentials": {"accessKeyId": "A", "expiration": True}}, expect, "sso", "x")
 
 
 def test_the_budget_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SSOCRED_TIMEOUT", raising=False)
-    assert awsclient.budget() == awsclient.DEFAULT_BUDGET == 30.0
+    assert aws.budget() == aws.DEFAULT_BUDGET == 30.0
     monkeypatch.setenv("SSOCRED_TIMEOUT", "4.5")
-    assert awsclient.budget() == 4.5
+    assert aws.budget() == 4.5
     for bad in ("0", "-1", "inf", "nan", "soon"):
         monkeypatch.setenv("SSOCRED_TIMEOUT", bad)
         with pytest.raises(ConfigError, match="SSOCRED_TIMEOUT"):
-            awsclient.budget()
+            aws.budget()
 
 
 def test_ca_bundle_problems(tmp_path: Path) -> None:
@@ -78,13 +78,14 @@ def test_ca_bundle_problems(tmp_path: Path) -> None:
     empty, text = tmp_path / "empty.pem", tmp_path / "text.pem"
     empty.write_text("")
     text.write_text("not a certificate\n")
-    assert awsclient.ca_bundle_problem(str(tmp_path / "none.pem")) == "does not exist"
-    assert awsclient.ca_bundle_problem(str(tmp_path)) == "is a directory, not a file"
-    assert awsclient.ca_bundle_problem(str(empty)) == "is empty"
-    assert awsclient.ca_bundle_problem(str(text)) == "holds no PEM certificate"
-    assert awsclient.ca_bundle_problem(str(ca.pem_path)) is None
+    assert aws.ca_bundle_problem(str(tmp_path / "none.pem")) == "does not exist"
+    assert aws.ca_bundle_problem(str(tmp_path)) == "is a directory, not a file"
+    assert aws.ca_bundle_problem(str(empty)) == "is empty"
+    assert aws.ca_bundle_problem(str(text)) == "holds no PEM certificate"
+    assert aws.ca_bundle_problem(str(ca.pem_path)) is None
 
 
+@pytest.mark.slow
 def test_a_broken_ca_bundle_is_named_by_process(sso: RunningEmulator, tmp_path: Path) -> None:
     """``process`` names the file behind a TLS failure instead of asking for what is already set."""
     assert run("login").returncode == 0
@@ -117,6 +118,7 @@ def test_a_broken_ca_bundle_is_named_by_process(sso: RunningEmulator, tmp_path: 
         assert "was rejected by the portal" in right.stderr
 
 
+@pytest.mark.slow
 def test_a_portal_that_never_answers_costs_the_budget_not_minutes(sso: RunningEmulator) -> None:
     from tests.support.hostile import HostileServer
 

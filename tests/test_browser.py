@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_ACCESS_DENIED
-from ssocred.store import Store
 from tests.support.cli import DIRECTORY, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator, start_emulator
 
@@ -308,6 +308,7 @@ def _count_colour(rows: list[bytes], width: int, rgb: bytes) -> int:
     return sum(1 for row in rows for x in range(0, len(row), bpp) if row[x : x + 3] == rgb)
 
 
+@pytest.mark.slow
 def test_allow_in_chromium_logs_in(driver: WebDriver, corp: RunningEmulator, tmp_path: Path) -> None:
     """Allow in the browser: the code reaches the loopback callback and the token lands in the keyring."""
     from selenium.webdriver.common.by import By
@@ -343,6 +344,7 @@ def test_allow_in_chromium_logs_in(driver: WebDriver, corp: RunningEmulator, tmp
     assert not (tmp_path / "stand-in-browser.log").exists(), "--no-browser still opened a browser"
 
 
+@pytest.mark.slow
 def test_deny_in_chromium_refuses_login(driver: WebDriver, corp: RunningEmulator, tmp_path: Path) -> None:
     """Deny in the browser: exit code 4, one line naming access_denied, nothing stored."""
     login = LoginProcess(tmp_path)

@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import model
-from ssocred.config import (
+from ssocred.adapters.config_file import load
+from ssocred.adapters.paths import display_path
+from ssocred.errors import EXIT_CONFIG, EXIT_USAGE, ConfigError
+from ssocred.model import sso as model
+from ssocred.model.config import (
     AwsConfig,
     ProfileConfig,
     ResolvedSso,
     SsoSessionConfig,
     SsoTarget,
-    display_path,
-    load,
     parse,
     parse_nested,
     parse_scopes,
 )
-from ssocred.errors import EXIT_CONFIG, EXIT_USAGE, ConfigError
 
 URL = "https://d-1234567890.awsapps.com/start"
 ACCOUNT = "111122223333"

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ssocred import model
-from ssocred.config import AwsConfig, ResolvedSso, SsoTarget, load, parse, parse_nested
+from ssocred.adapters.config_file import load
 from ssocred.errors import ConfigError
+from ssocred.model import sso as model
+from ssocred.model.config import AwsConfig, ResolvedSso, SsoTarget, parse, parse_nested
 
 URL = "https://d-1234567890.awsapps.com/start"
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -141,6 +142,7 @@ def botocore_sso(full: dict[str, object], name: str) -> dict[str, str]:
     return dict(make(lambda: full, None, name, cache={}, token_cache={})._load_sso_config())
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     locale.getpreferredencoding(False).lower() not in ("utf-8", "utf8"), reason="non-UTF-8 locale"
 )
@@ -220,6 +222,7 @@ def render(
     return "\n".join(out) + "\n"
 
 
+@pytest.mark.slow
 @QUICK
 @given(
     st.dictionaries(NAME, SESSION, max_size=3),

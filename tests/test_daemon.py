@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import logs, notify, schedule
-from ssocred.daemon import read_status
-from ssocred.index import CredsEntry, Index, SessionEntry
-from ssocred.model import (
+from ssocred.adapters import logs, notify
+from ssocred.adapters.store import Store
+from ssocred.adapters.store_index import CredsEntry, Index, SessionEntry
+from ssocred.daemon.main import read_status
+from ssocred.model import schedule
+from ssocred.model.sso import (
     BOTOCORE_ADVISORY_WINDOW,
     Registration,
     RoleCredentials,
@@ -30,8 +32,7 @@ from ssocred.model import (
     parse_time,
     scaled_window,
 )
-from ssocred.store import Store
-from tests.support.cli import ACCOUNT, ROLE, run
+from tests.support.cli import ACCOUNT, ROLE, login, run
 from tests.support.daemon import READY_TIMEOUT, RunningDaemon, daemon_argv, start_daemon
 from tests.support.emulator import REPO_ROOT, RunningEmulator
 
@@ -221,6 +222,7 @@ def test_desktop_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     assert out.exists()
 
 
+@pytest.mark.slow
 def test_status_of_a_dead_daemon_is_none(home: Path) -> None:
     assert read_status() is None
     notify.StatusWriter().write({"pid": os.getpid(), "sessions": {}})
@@ -292,7 +294,7 @@ class _FakeStore(Store):
 
 
 def test_scan_follows_the_index_and_clock_jumps(caplog: pytest.LogCaptureFixture) -> None:
-    from ssocred.daemon import Daemon, Options
+    from ssocred.daemon.main import Daemon, Options
 
     now = time.time()
     session = SessionEntry("corp", now + 3600, True, now + 86400, now)
@@ -359,15 +361,6 @@ def _fake_notify_send(bindir: Path, out: Path) -> Path:
     return out
 
 
-def _login(emu: RunningEmulator) -> Token:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
-    token = Store().load_session("corp")
-    assert token is not None
-    emu.reset()
-    return token
-
-
 def _expire_token() -> Token:
     store = Store()
     token = store.load_session("corp")
@@ -397,7 +390,7 @@ def _collect_secrets(store: Store, into: set[str], stop: threading.Event) -> Non
 def test_two_minutes_of_process_calls_never_wait(sso: RunningEmulator, tmp_path: Path,
                                                  daemons: list[RunningDaemon]) -> None:
     sso.control(token_ttl=30, cred_ttl=40)
-    _login(sso)
+    login(sso)
     d = start_daemon(daemons, tmp_path, "--scan-interval", "2")
     secrets: set[str] = set()
     stop = threading.Event()
@@ -448,9 +441,10 @@ def test_two_minutes_of_process_calls_never_wait(sso: RunningEmulator, tmp_path:
     assert read_status() is None
 
 
+@pytest.mark.slow
 def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path: Path,
                                                  daemons: list[RunningDaemon]) -> None:
-    _login(sso)
+    login(sso)
     first = start_daemon(daemons, tmp_path)
     status = read_status()
     assert status is not None and status["pid"] == first.proc.pid
@@ -475,6 +469,7 @@ def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path:
     assert Store().load_session("corp") is not None
 
 
+@pytest.mark.slow
 def test_sd_notify_ready_watchdog_stopping(sso: RunningEmulator, tmp_path: Path) -> None:
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
@@ -504,7 +499,7 @@ def test_sd_notify_ready_watchdog_stopping(sso: RunningEmulator, tmp_path: Path)
 
 @pytest.mark.slow
 def test_login_required_is_reported_once(sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
-    _login(sso)
+    login(sso)
     _expire_token()
     sso.revoke()
     notified = _fake_notify_send(tmp_path / "bin", tmp_path / "notified")
@@ -526,7 +521,7 @@ def test_login_required_is_reported_once(sso: RunningEmulator, tmp_path: Path, d
 @pytest.mark.slow
 def test_transient_failures_back_off_and_keep_the_store(sso: RunningEmulator, tmp_path: Path,
                                                         daemons: list[RunningDaemon]) -> None:
-    _login(sso)
+    login(sso)
     aged = _expire_token()
     sso.control(fail_rate=1.0)
     notified = _fake_notify_send(tmp_path / "bin", tmp_path / "notified")

@@ -8,6 +8,8 @@ import pytest
 
 from tests.support.cli import run
 
+pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
+
 
 def _check(out: str) -> None:
     for step in range(1, 9):

@@ -93,6 +93,7 @@ def assert_one_line_error(r: Any, code: int) -> str:
     return str(lines[0])
 
 
+@pytest.mark.slow
 def test_text_shows_instance_portal_url_and_assignments(aws: MotoServer) -> None:
     org = build_org(aws)
     r = run("discover", "--profile", "mgmt")
@@ -124,6 +125,7 @@ def test_text_shows_instance_portal_url_and_assignments(aws: MotoServer) -> None
     assert f"ssocred login --sso-session {org.identity_store_id}" in out
 
 
+@pytest.mark.slow
 def test_json_structure_and_values(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     org = build_org(aws)
     monkeypatch.setenv("AWS_PROFILE", "mgmt")  # the default for --profile
@@ -178,8 +180,9 @@ def test_json_structure_and_values(aws: MotoServer, monkeypatch: pytest.MonkeyPa
     assert discover_json() == data
 
 
+@pytest.mark.slow
 def test_write_config_adds_the_session_and_keeps_the_file(aws: MotoServer, home: Path) -> None:
-    from ssocred import config
+    from ssocred.adapters import config_file
 
     org = build_org(aws)
     original = (
@@ -195,7 +198,7 @@ def test_write_config_adds_the_session_and_keeps_the_file(aws: MotoServer, home:
     assert "Add this to" not in r.stdout
     text = path.read_text()
     assert text.startswith(original)
-    cfg = config.load()
+    cfg = config_file.load()
     session = cfg.resolve_session("corp-admin")
     assert session.start_url == f"https://{org.identity_store_id}.awsapps.com/start"
     assert session.region == REGION
@@ -222,14 +225,14 @@ def test_write_config_adds_the_session_and_keeps_the_file(aws: MotoServer, home:
 
 
 def test_write_config_default_name_is_the_identity_store_id(aws: MotoServer) -> None:
-    from ssocred import config
+    from ssocred.adapters import config_file
 
     org = build_org(aws)
     data = discover_json("--profile", "mgmt", "--write-config")
     assert data["sso_session"]["written"] is True
     assert data["sso_session"]["changed"] is True
     assert data["sso_session"]["name"] == org.identity_store_id
-    session = config.load().resolve_session(org.identity_store_id)
+    session = config_file.load().resolve_session(org.identity_store_id)
     assert (session.start_url, session.region) == (data["instance"]["portal_url"], REGION)
 
 
@@ -245,6 +248,7 @@ def test_progress_bar_on_a_terminal(aws: MotoServer, tmp_path: Path) -> None:
     assert len(json.loads(out.read_text())["assignments"]) == 5
 
 
+@pytest.mark.slow
 def test_all_pages_are_read(aws: MotoServer) -> None:
     """moto pages ListPermissionSets and ListAccountAssignments by 100: go past one page of each."""
     arn, store = instance(aws)
@@ -272,6 +276,7 @@ def _provisioned_on_management(aws: MotoServer, org: Org, permission_set: str) -
     )
 
 
+@pytest.mark.slow
 def test_without_organizations_accounts_come_from_provisioned_permission_sets(aws: MotoServer) -> None:
     arn, store = instance(aws)
     org = Org(arn, store)  # no organization: moto's ListAccounts then answers an empty list
@@ -289,6 +294,7 @@ def test_without_organizations_accounts_come_from_provisioned_permission_sets(aw
     assert data["accounts"] == [{"id": MANAGEMENT_ACCOUNT, "name": "", "email": "", "status": ""}]
 
 
+@pytest.mark.slow
 def test_organizations_denied_falls_back(aws: MotoServer) -> None:
     org = build_org(aws)
     bob = org.users["bob@example.com"]
@@ -311,6 +317,7 @@ def test_organizations_denied_falls_back(aws: MotoServer) -> None:
     assert secret not in r.stdout + r.stderr
 
 
+@pytest.mark.slow
 def test_identity_store_denied_shows_principal_ids(aws: MotoServer) -> None:
     org = build_org(aws)
     key, secret = limited_keys(aws, ["sso:*", "organizations:*"])
@@ -325,6 +332,7 @@ def test_identity_store_denied_shows_principal_ids(aws: MotoServer) -> None:
     assert data["notes"] == ["4 of 4 principal names could not be read (access denied); shown by id"]
 
 
+@pytest.mark.slow
 def test_identity_center_access_denied_is_one_line(aws: MotoServer) -> None:
     build_org(aws)
     key, secret = limited_keys(aws, ["organizations:*", "identitystore:*"])
@@ -339,12 +347,14 @@ def test_identity_center_access_denied_is_one_line(aws: MotoServer) -> None:
     assert secret not in r.stderr and key not in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_profile(aws: MotoServer) -> None:
     line = assert_one_line_error(run("discover", "--profile", "nope"), EXIT_CONFIG)
     assert line.startswith("ssocred: profile 'nope' is not defined in ~/.aws/config or ~/.aws/credentials; ")
     assert "add a [profile nope] section" in line
 
 
+@pytest.mark.slow
 def test_no_credentials(aws: MotoServer) -> None:
     write_config(f"[profile mgmt]\nregion = {REGION}\n")
     line = assert_one_line_error(run("discover", "--profile", "mgmt"), EXIT_CONFIG)
@@ -353,6 +363,7 @@ def test_no_credentials(aws: MotoServer) -> None:
     assert "[profile mgmt]" in line
 
 
+@pytest.mark.slow
 def test_profile_without_region(aws: MotoServer) -> None:
     write_config("[profile mgmt]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     line = assert_one_line_error(run("discover", "--profile", "mgmt"), EXIT_CONFIG)
@@ -360,6 +371,7 @@ def test_profile_without_region(aws: MotoServer) -> None:
                     "to [profile mgmt], or set AWS_REGION")
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint(aws: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -385,7 +397,7 @@ def test_bad_session_name_fails_before_any_call(aws: MotoServer) -> None:
      ("P1DT2H", 93600, "1d 2h"), ("PT0S", 0, "0s"), ("", None, ""), ("8 hours", None, ""), ("PT", None, "")],
 )
 def test_session_durations(iso: str, seconds: int | None, text: str) -> None:
-    from ssocred.discover import duration_seconds, human_duration
+    from ssocred.model.timefmt import duration_seconds, human_duration
 
     assert duration_seconds(iso) == seconds
     assert human_duration(iso) == text
@@ -404,7 +416,7 @@ def test_session_durations(iso: str, seconds: int | None, text: str) -> None:
 def test_service_errors_are_translated(code: str, status: int, kind: str, words: str) -> None:
     from botocore.exceptions import ClientError
 
-    from ssocred.admin import translate
+    from ssocred.adapters.admin import translate
 
     exc = ClientError({"Error": {"Code": code, "Message": "no"}, "ResponseMetadata": {"HTTPStatusCode": status}},
                       "ListInstances")

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from ssocred import notify, service
-from ssocred.store import Store
+from ssocred.adapters import notify, service_manager
+from ssocred.adapters.store import Store
 from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -93,6 +93,7 @@ def expire_token(**changes: Any) -> None:
 # --- everything fine, output formats -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_working_profile_passes_and_prints_no_secret(sso: RunningEmulator) -> None:
     dev_profile()
     login()
@@ -129,6 +130,7 @@ def test_a_working_profile_passes_and_prints_no_secret(sso: RunningEmulator) -> 
         assert secret not in text.stdout + json.dumps(data)
 
 
+@pytest.mark.slow
 def test_json_shape_is_stable(sso: RunningEmulator) -> None:
     for args in (("--profile", "dev"), ("--sso-session", "corp"), ()):
         dev_profile()
@@ -146,6 +148,7 @@ def test_json_shape_is_stable(sso: RunningEmulator) -> None:
     assert raw.index('"checks"') < raw.index('"exit_code"') < raw.index('"ok"') < raw.index('"profile"')
 
 
+@pytest.mark.slow
 def test_no_selection_uses_aws_profile_or_the_only_session(sso: RunningEmulator) -> None:
     dev_profile()
     login()
@@ -218,6 +221,7 @@ def _caller_account(profile: str) -> str:
     return str(identity["Account"])
 
 
+@pytest.mark.slow
 def test_routing_conflict_is_found_and_the_fix_works(sso: RunningEmulator) -> None:
     from botocore.exceptions import BotoCoreError
 
@@ -252,6 +256,7 @@ def test_routing_conflict_is_found_and_the_fix_works(sso: RunningEmulator) -> No
     assert _caller_account("dev") == ACCOUNT
 
 
+@pytest.mark.slow
 def test_native_sso_profile_is_noted(sso: RunningEmulator) -> None:
     write_config(session_config("corp") +
                  f"[profile native]\nsso_session = corp\nsso_account_id = {ACCOUNT}\nsso_role_name = {ROLE}\n")
@@ -271,6 +276,7 @@ def test_native_sso_profile_is_noted(sso: RunningEmulator) -> None:
 # --- 3. keyring -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_locked_keyring(sso: RunningEmulator, secret_service: PrivateSecretService) -> None:
     login()
     secret_service.lock()
@@ -287,6 +293,7 @@ def test_locked_keyring(sso: RunningEmulator, secret_service: PrivateSecretServi
     assert Store().load_session("corp") is not None  # nothing was touched
 
 
+@pytest.mark.slow
 def test_missing_secret_service(sso: RunningEmulator, tmp_path: Path) -> None:
     data = doctor("--sso-session", "corp", env=environ(DBUS_SESSION_BUS_ADDRESS=f"unix:path={tmp_path}/no-bus"))
     c = checks(data)["keyring"]
@@ -309,6 +316,7 @@ def test_not_logged_in(sso: RunningEmulator) -> None:
     assert c["endpoint"]["status"] == "pass"  # not everything depends on the login
 
 
+@pytest.mark.slow
 def test_expired_token_is_refreshed(sso: RunningEmulator) -> None:
     login()
     expire_token()
@@ -322,6 +330,7 @@ def test_expired_token_is_refreshed(sso: RunningEmulator) -> None:
     assert token is not None and token.remaining(time.time()) > 3000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["revoked", "no-refresh-token"])
 def test_expired_token_that_cannot_be_refreshed(sso: RunningEmulator, how: str) -> None:
     login()
@@ -338,6 +347,7 @@ def test_expired_token_that_cannot_be_refreshed(sso: RunningEmulator, how: str) 
     assert Store().load_session("corp") is not None  # diagnosed, never deleted
 
 
+@pytest.mark.slow
 def test_token_revoked_on_the_service_side(sso: RunningEmulator) -> None:
     dev_profile()
     login()
@@ -352,6 +362,7 @@ def test_token_revoked_on_the_service_side(sso: RunningEmulator) -> None:
 # --- 5. registration ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_registration_ending_soon_and_the_fix(sso: RunningEmulator) -> None:
     sso.control(registration_ttl=3 * 86400)
     login()
@@ -371,6 +382,7 @@ def test_registration_ending_soon_and_the_fix(sso: RunningEmulator) -> None:
     assert newer and newer.registration and newer.registration.client_id == new.registration.client_id
 
 
+@pytest.mark.slow
 def test_expired_registration(sso: RunningEmulator) -> None:
     login()
     token = Store().load_session("corp")
@@ -388,6 +400,7 @@ def test_expired_registration(sso: RunningEmulator) -> None:
 # --- 6. ca_bundle and 7. endpoint ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_ca_bundle_missing_or_garbage(sso: RunningEmulator, tmp_path: Path) -> None:
     dev_profile()
     login()
@@ -414,6 +427,7 @@ def test_ca_bundle_missing_or_garbage(sso: RunningEmulator, tmp_path: Path) -> N
                         "or remove ca_bundle from [profile dev]")
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint(sso: RunningEmulator) -> None:
     dev_profile()
     login()
@@ -430,6 +444,7 @@ def test_unreachable_endpoint(sso: RunningEmulator) -> None:
     assert c["access"]["status"] == "skip" and data["exit_code"] == 5
 
 
+@pytest.mark.slow
 def test_tls_interception_needs_the_proxy_ca(sso: RunningEmulator, tmp_path: Path) -> None:
     login()
     ca = TestCA.create(tmp_path / "ca")
@@ -459,6 +474,7 @@ def test_tls_interception_needs_the_proxy_ca(sso: RunningEmulator, tmp_path: Pat
 # --- 8. access ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("account", "role", "summary"),
     [
@@ -485,6 +501,7 @@ def test_access_denied(sso: RunningEmulator, account: str, role: str, summary: s
 # --- 9. daemon and 10. service --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_daemon_running_or_not(sso: RunningEmulator, tmp_path: Path) -> None:
     c = checks(doctor("--sso-session", "corp"))["daemon"]
     assert c == {"id": "daemon", "status": "warn", "summary": "not running: tokens are refreshed only when a "
@@ -513,6 +530,7 @@ esac
 """
 
 
+@pytest.mark.slow
 def test_service_installed_or_not(sso: RunningEmulator, home: Path, tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
@@ -525,7 +543,7 @@ def test_service_installed_or_not(sso: RunningEmulator, home: Path, tmp_path: Pa
     c = checks(doctor("--sso-session", "corp"))["service"]
     assert c == {"id": "service", "status": "warn", "summary": "not installed (systemd user units)",
                  "fix": "run: ssocred service install"}
-    for path, content in service.rendered("linux").items():
+    for path, content in service_manager.rendered("linux").items():
         assert str(path).startswith(str(home))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
@@ -536,7 +554,7 @@ def test_service_installed_or_not(sso: RunningEmulator, home: Path, tmp_path: Pa
     c = checks(doctor("--sso-session", "corp"))["service"]
     assert c == {"id": "service", "status": "warn", "summary": "installed, but ssocred.socket is inactive",
                  "fix": "run: systemctl --user enable --now ssocred.socket"}
-    path = service.unit_dir() / "ssocred.service"
+    path = service_manager.unit_dir() / "ssocred.service"
     path.write_text(path.read_text() + "# changed\n")
     c = checks(doctor("--sso-session", "corp"))["service"]
     assert c["status"] == "warn" and c["summary"] == "installed, but its files are outdated (systemd user units)"

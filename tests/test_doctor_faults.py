@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from ssocred.store import Store, creds_key
+from ssocred.adapters.store import Store, creds_key
 from tests.support.cli import ACCOUNT, REGION, ROLE, process_profile, run, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator
 from tests.test_doctor import doctor as report
@@ -84,6 +84,7 @@ def boto3_account(profile: str) -> str:
 # --- routing: the command as botocore starts it -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_command_not_on_path_fails_routing_and_the_fix_works(sso: RunningEmulator,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(session_config("corp") + profile_running("ssocred"))
@@ -107,6 +108,7 @@ def test_a_command_not_on_path_fails_routing_and_the_fix_works(sso: RunningEmula
     assert boto3_account("dev") == ACCOUNT
 
 
+@pytest.mark.slow
 def test_commands_that_would_not_start_fail_routing(sso: RunningEmulator, tmp_path: Path) -> None:
     plain = tmp_path / "bin" / "ssocred"
     plain.parent.mkdir()
@@ -136,6 +138,7 @@ def test_commands_that_would_not_start_fail_routing(sso: RunningEmulator, tmp_pa
         assert fix is None or c["fix"] == fix, (command, c["fix"])
 
 
+@pytest.mark.slow
 def test_a_relative_command_path_is_a_warning(sso: RunningEmulator, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(Path(ssocred_argv()[0]).parent.parent)
@@ -149,6 +152,7 @@ def test_a_relative_command_path_is_a_warning(sso: RunningEmulator, tmp_path: Pa
 # --- cache: what process, status and logout read ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_cache_check_reports_the_cached_role(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     login()
@@ -163,6 +167,7 @@ def test_the_cache_check_reports_the_cached_role(sso: RunningEmulator) -> None:
         f"{ROLE} in {ACCOUNT} cached, valid for ")
 
 
+@pytest.mark.slow
 def test_a_corrupt_cached_credentials_item_fails_like_process(sso: RunningEmulator) -> None:
     import keyring
 
@@ -178,6 +183,7 @@ def test_a_corrupt_cached_credentials_item_fails_like_process(sso: RunningEmulat
     assert f"ssocred: {c['summary']}; {c['fix']}\n" == failed.stderr  # the same words as process
 
 
+@pytest.mark.slow
 def test_a_corrupt_index_fails_with_the_store_exit_code(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     login()
@@ -195,6 +201,7 @@ def test_a_corrupt_index_fails_with_the_store_exit_code(sso: RunningEmulator) ->
     assert doctor("--profile", "dev")["exit_code"] == 0
 
 
+@pytest.mark.slow
 def test_an_unusable_state_dir_fails_with_the_exit_code_of_process(sso: RunningEmulator, tmp_path: Path) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     login()
@@ -212,6 +219,7 @@ def test_an_unusable_state_dir_fails_with_the_exit_code_of_process(sso: RunningE
 # --- endpoint: the portal's own JSON, or a failure ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_portal_answering_5xx_fails_the_endpoint_check(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     login()
@@ -285,6 +293,7 @@ FOREIGN = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(FOREIGN))
 def test_a_foreign_answer_fails_the_endpoint_check(sso: RunningEmulator, case: str) -> None:
     reply, said = FOREIGN[case]
@@ -301,6 +310,7 @@ def test_a_foreign_answer_fails_the_endpoint_check(sso: RunningEmulator, case: s
     assert process.returncode != 0  # process fails too: the doctor passed nothing it fails
 
 
+@pytest.mark.slow
 def test_a_failure_behind_a_working_probe_fails_access_without_a_secret(sso: RunningEmulator) -> None:
     """The probe's made-up token gets the portal's 401; the real token gets a 500 that echoes every header."""
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
@@ -322,6 +332,7 @@ def test_a_failure_behind_a_working_probe_fails_access_without_a_secret(sso: Run
 # --- config: the path and the region named precisely --------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_config_path_problems_are_named(sso: RunningEmulator, tmp_path: Path) -> None:
     config = Path(os.environ["AWS_CONFIG_FILE"])
     config.unlink()

@@ -244,6 +244,7 @@ def test_code_of_another_client_is_rejected(shared: RunningEmulator) -> None:
         )
 
 
+@pytest.mark.slow
 def test_code_expires(shared: RunningEmulator) -> None:
     shared.control(code_ttl=1)
     reg = _register(shared.url)
@@ -366,6 +367,7 @@ def test_revoke_kills_access_and_refresh_tokens(shared: RunningEmulator) -> None
         _refresh(shared.url, reg, token["refreshToken"])
 
 
+@pytest.mark.slow
 def test_expired_registration_is_invalid_client(shared: RunningEmulator) -> None:
     shared.control(registration_ttl=1)
     reg, token = _login(shared.url)

@@ -81,6 +81,7 @@ def test_approve_at_once_and_no_refresh_token_without_scopes(shared: RunningEmul
     assert "refreshToken" not in token
 
 
+@pytest.mark.slow
 def test_slow_down_then_success(shared: RunningEmulator) -> None:
     shared.control(approve_after_polls=2)
     client, device = _start(shared.url)
@@ -91,6 +92,7 @@ def test_slow_down_then_success(shared: RunningEmulator) -> None:
     assert _poll(shared.url, client, device)["accessToken"]
 
 
+@pytest.mark.slow
 def test_polling_at_the_interval_is_not_slowed_down(shared: RunningEmulator) -> None:
     shared.control(approve_after_polls=2)
     client, device = _start(shared.url)
@@ -100,6 +102,7 @@ def test_polling_at_the_interval_is_not_slowed_down(shared: RunningEmulator) -> 
     assert _poll(shared.url, client, device)["accessToken"]
 
 
+@pytest.mark.slow
 def test_device_code_expires(shared: RunningEmulator) -> None:
     shared.control(device_ttl=1)
     client, device = _start(shared.url)

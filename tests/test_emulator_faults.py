@@ -91,6 +91,7 @@ def _session(url: str) -> dict[str, Any]:
     return {"accounts": len(accounts["accountList"])}
 
 
+@pytest.mark.slow
 def test_moderate_seeded_faults_are_absorbed_by_retries(no_backoff: list[float]) -> None:
     injected = []
     for _ in range(2):

@@ -169,6 +169,7 @@ def test_not_found_and_bad_request_errors(shared: RunningEmulator) -> None:
         assert "message" in body
 
 
+@pytest.mark.slow
 def test_unauthorized_for_missing_bad_and_expired_tokens(shared: RunningEmulator) -> None:
     for bad in (None, "", "not-a-token"):
         status, headers, body = _raw(shared.url, "/assignment/accounts", bad)

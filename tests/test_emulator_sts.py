@@ -86,6 +86,7 @@ def test_unsigned_and_unknown_actions(shared: RunningEmulator) -> None:
         assert f"<Code>{code}</Code>" in text and text.startswith("<ErrorResponse")
 
 
+@pytest.mark.slow
 def test_expired_credentials_get_expired_token(shared: RunningEmulator) -> None:
     shared.control(cred_ttl=1)
     _, token = device_login(shared.url)
@@ -193,6 +194,7 @@ def test_botocore_sso_provider_refreshes_token_through_emulator(shared: RunningE
     assert shared.stats()["refresh_token_reuse_rejected"] == 1
 
 
+@pytest.mark.slow
 def test_botocore_refreshes_expiring_role_credentials(shared: RunningEmulator, tmp_path: Path) -> None:
     shared.control(cred_ttl=1)
     env, _, _, _ = _aws_home(tmp_path, shared, expires_in=3600)

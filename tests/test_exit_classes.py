@@ -17,9 +17,9 @@ from pathlib import Path
 import keyring
 import pytest
 
-from ssocred import awscache
+from ssocred.adapters import awscli_cache
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOGIN_REQUIRED, EXIT_USAGE
-from ssocred.store import Store
 from tests.support.cli import ACCOUNT, ROLE, process_profile, run, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator
 
@@ -111,6 +111,7 @@ def test_an_invalid_sso_region_is_a_config_error(sso: RunningEmulator, region: s
     assert sso.stats()["operations"].get("RegisterClient", 0) == 0
 
 
+@pytest.mark.slow
 def test_discover_with_a_profile_that_is_not_logged_in(sso: RunningEmulator) -> None:
     native = (f"[profile native]\nsso_session = corp\nsso_account_id = {ACCOUNT}\nsso_role_name = {ROLE}\n"
               "region = us-east-1\n")
@@ -120,6 +121,7 @@ def test_discover_with_a_profile_that_is_not_logged_in(sso: RunningEmulator) -> 
     one_line(run("discover", "--profile", "native", timeout=60), EXIT_LOGIN_REQUIRED, "is missing or expired")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("garbage", [b"\xff\xfe\x00\x81 not text", b"os.system", b"keyring.backends.nope.Keyring",
                                      b"x" * 5000, b""])
 def test_a_garbage_remembered_backend_is_ignored(sso: RunningEmulator, garbage: bytes) -> None:
@@ -157,23 +159,25 @@ def _sso_cache_files(home: Path) -> list[Path]:
     return sorted(cache.iterdir()) if cache.exists() else []
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_an_export_login_changes_nothing(sso: RunningEmulator, home: Path) -> None:
     env = dict(os.environ, FAKE_BROWSER_IGNORE="1")
     proc = subprocess.Popen([*ssocred_argv(), "login", "--export-aws-cli-cache"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     err = _interrupt_when(proc, "/authorize?")
     assert proc.returncode == EXIT_INTERRUPTED and "nothing was changed" in err and "Traceback" not in err
-    assert awscache.exported_sessions() == set() and _sso_cache_files(home) == []
+    assert awscli_cache.exported_sessions() == set() and _sso_cache_files(home) == []
     assert Store().load_session("corp") is None
     # The next plain login must not export: the interrupted one never opted in.
     assert run("login").returncode == 0
-    assert awscache.exported_sessions() == set() and _sso_cache_files(home) == []
+    assert awscli_cache.exported_sessions() == set() and _sso_cache_files(home) == []
     r = run("login", "--export-aws-cli-cache", "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["exported"] == str(awscache.token_path("corp"))
-    assert awscache.exported_sessions() == {"corp"} and _sso_cache_files(home) == [awscache.token_path("corp")]
+    assert json.loads(r.stdout)["exported"] == str(awscli_cache.token_path("corp"))
+    assert awscli_cache.exported_sessions() == {"corp"} and _sso_cache_files(home) == [awscli_cache.token_path("corp")]
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_process_login_changes_nothing(
     sso: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -225,6 +229,7 @@ def _process_without_file_writes() -> subprocess.CompletedProcess[str]:
                           check=False, preexec_fn=_without_file_writes)
 
 
+@pytest.mark.slow
 def test_an_unwritable_state_dir_costs_the_cache_not_the_answer(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     service = os.environ["SSOCRED_KEYRING_SERVICE"]

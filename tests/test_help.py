@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ssocred import errors
-from ssocred.cli import EPILOG, OUTPUT_FORMATS
+from ssocred.cli.main import EPILOG, OUTPUT_FORMATS
 from ssocred.process_args import USAGE
 from tests.support.cli import ssocred_argv
 
@@ -59,7 +59,7 @@ def help_options(text: str) -> set[str]:
 
 def commands() -> list[str]:
     """Every command ``ssocred --help`` lists, and ``configure populate``."""
-    from ssocred.cli import build_parser
+    from ssocred.cli.main import build_parser
 
     listed = re.findall(r"^    ([a-z]+)\b", build_parser().format_help(), re.M)
     assert "process" in listed
@@ -88,7 +88,7 @@ def test_output_formats_agree_between_configure_and_populate() -> None:
     for command in (("configure",), ("configure", "populate")):
         text = help_text(*command)
         assert "--output {" + ",".join(OUTPUT_FORMATS) + "}" in text, command
-    from ssocred.configure import check_output
+    from ssocred.cli.configure import check_output
 
     assert all(check_output(fmt) is None for fmt in OUTPUT_FORMATS) and check_output("xml") is not None
 

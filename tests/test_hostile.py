@@ -16,11 +16,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ssocred.store import Store
-from tests.support.cli import ACCOUNT, ROLE, process_profile, run, session_config, write_config
+import pytest
+
+from ssocred.adapters.store import Store
+from tests.support.cli import ACCOUNT, ROLE, login, process_profile, run, session_config, write_config
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.emulator import REPO_ROOT, RunningEmulator
 from tests.support.hostile import MODES, HostileServer
+
+pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
 
 #: The time budget in these tests (``SSOCRED_TIMEOUT``); a run may take this plus start-up.
 BUDGET = 3.0
@@ -37,8 +41,7 @@ def _secrets() -> dict[str, str]:
 
 
 def _login() -> dict[str, str]:
-    r = run("login", "--sso-session", "corp")
-    assert r.returncode == 0, r.stderr
+    login()
     return _secrets()
 
 

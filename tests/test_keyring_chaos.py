@@ -25,11 +25,11 @@ import keyring
 import pytest
 from keyring.backend import KeyringBackend
 
-from ssocred.chunkjournal import Generation, Journal, journal_path
+from ssocred.adapters.chunkjournal import Generation, Journal, journal_path
+from ssocred.adapters.keyring_io import chunk_name
+from ssocred.adapters.store import Store, is_placeholder
 from ssocred.errors import StoreError
-from ssocred.keyring_io import chunk_name
-from ssocred.model import Token, token_to_dict
-from ssocred.store import Store, is_placeholder
+from ssocred.model.sso import Token, token_to_dict
 from tests.support import secret_service as support
 from tests.support.cli import run, session_config, write_config
 from tests.support.secret_service import PrivateSecretService
@@ -44,9 +44,9 @@ slow = pytest.mark.slow
 
 _WRITER = """
 import os, secrets, sys, time
-from ssocred import locks
-from ssocred.model import Registration, RoleCredentials, Token
-from ssocred.store import Store
+from ssocred.adapters import locks
+from ssocred.model.sso import Registration, RoleCredentials, Token
+from ssocred.adapters.store import Store
 
 session, account, expired = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 store = Store()
@@ -246,6 +246,7 @@ def test_after_a_chaos_run_the_logout_command_leaves_no_item(
     assert_kept(store, kept)
 
 
+@pytest.mark.slow
 @real
 def test_logout_all_covers_sessions_the_index_does_not_name(
     home: Path, store: Store, secret_service: PrivateSecretService
@@ -366,8 +367,8 @@ def race(store: Store, secret_service: PrivateSecretService, path: Path) -> None
             keyring.set_password(store.service, chunk_name("session:race", stale, i), "old part")
     script = (
         "import json, sys, time\n"
-        "from ssocred.model import token_from_dict\n"
-        "from ssocred.store import Store\n"
+        "from ssocred.model.sso import token_from_dict\n"
+        "from ssocred.adapters.store import Store\n"
         "values = [token_from_dict(v) for v in json.load(open(sys.argv[1]))]\n"
         "store, i, end = Store(), 0, time.time() + float(sys.argv[2])\n"
         "while time.time() < end:\n"

@@ -11,9 +11,10 @@ from pathlib import Path
 import keyring
 import pytest
 
-from ssocred import locks, schedule
+from ssocred.adapters import locks
+from ssocred.adapters.store import Store, is_placeholder
 from ssocred.errors import EXIT_ACCESS_DENIED
-from ssocred.store import Store, is_placeholder
+from ssocred.model import schedule
 from tests.support.cli import ACCOUNT, ROLE, run
 from tests.support.emulator import RunningEmulator
 from tests.support.secret_service import store as store  # the function fixture
@@ -29,6 +30,7 @@ def lock_files(kind: str = "") -> list[str]:
     return sorted(p.name for p in directory.glob(f"{kind}*.lock")) if directory.exists() else []
 
 
+@pytest.mark.slow
 def test_an_unassigned_role_leaves_no_lock_file_and_logout_removes_the_others(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     r = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", "NoSuchRole")
@@ -52,8 +54,9 @@ def test_the_sweep_removes_lock_files_of_unindexed_roles_but_not_held_ones(store
             pass
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from ssocred.store import Store; l = Store().role_lock('corp', sys.argv[1], 'Busy');"
-         " l.acquire(); print('held', flush=True); time.sleep(30)", ACCOUNT],
+         "import sys, time; from ssocred.adapters.store import Store;"
+         " l = Store().role_lock('corp', sys.argv[1], 'Busy'); l.acquire();"
+         " print('held', flush=True); time.sleep(30)", ACCOUNT],
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True,
     )
     try:

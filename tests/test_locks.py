@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import locks
+from ssocred.adapters import locks
 from ssocred.errors import EXIT_SERVICE, ConfigError, ServiceError
 
 REPO = Path(__file__).resolve().parents[1]
 
 _COUNTER = """
 import sys, time
-from ssocred import locks
+from ssocred.adapters import locks
 lock_path, counter, rounds, remover, check = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
 opened = locks._open
 def slow_open(path):
@@ -58,10 +58,12 @@ def _count_under_removal(tmp_path: Path, check: str, workers: int = 8, rounds: i
     return int(counter.read_text())
 
 
+@pytest.mark.slow
 def test_processes_never_lose_an_increment_while_one_unlinks_the_lock_file(tmp_path: Path) -> None:
     assert _count_under_removal(tmp_path, "checked") == 8 * 150
 
 
+@pytest.mark.slow
 def test_the_counter_test_catches_a_lock_without_the_inode_check(tmp_path: Path) -> None:
     # The same run with flock alone loses increments: the test above can see the failure it guards against.
     assert _count_under_removal(tmp_path, "unchecked") < 8 * 150
@@ -97,7 +99,7 @@ def test_threads_of_one_process_exclude_each_other_through_one_lock_object(tmp_p
 def test_a_timeout_is_the_one_line_service_error(tmp_path: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from ssocred import locks; l = locks.Lock(sys.argv[1]); l.acquire();"
+         "import sys, time; from ssocred.adapters import locks; l = locks.Lock(sys.argv[1]); l.acquire();"
          " print('held', flush=True); time.sleep(30)", str(tmp_path / "r.lock")],
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE, text=True,
     )

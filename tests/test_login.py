@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_SERVICE, EXIT_STORE
-from ssocred.store import Store
 from tests.support.cli import START_URL, run, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator
 
@@ -21,6 +21,7 @@ def _stored(key: str = "corp") -> object:
     return Store().load_session(key)
 
 
+@pytest.mark.slow
 def test_pkce_login_stores_token_in_keyring(sso: RunningEmulator, tmp_path: Path) -> None:
     r = run("login", "--sso-session", "corp")
     assert r.returncode == 0, r.stderr
@@ -38,6 +39,7 @@ def test_pkce_login_stores_token_in_keyring(sso: RunningEmulator, tmp_path: Path
     assert "&scopes=sso%3Aaccount%3Aaccess&code_challenge=" in opened
 
 
+@pytest.mark.slow
 def test_second_login_reuses_the_registration(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     assert run("login").returncode == 0
@@ -46,6 +48,7 @@ def test_second_login_reuses_the_registration(sso: RunningEmulator) -> None:
     assert stats["create_token"]["authorization_code"] == 2
 
 
+@pytest.mark.slow
 def test_device_code_login(sso: RunningEmulator) -> None:
     r = run("login", "--sso-session", "corp", "--use-device-code", "--json")
     assert r.returncode == 0, r.stderr
@@ -59,6 +62,7 @@ def test_device_code_login(sso: RunningEmulator) -> None:
     assert _stored() is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("env", [{"SSH_CONNECTION": "10.0.0.1 5 10.0.0.2 22"}, {}])
 def test_headless_machines_fall_back_to_device_code(sso: RunningEmulator, env: dict[str, str]) -> None:
     environ = {k: v for k, v in os.environ.items() if k != "BROWSER"}
@@ -100,6 +104,7 @@ def test_state_mismatch_is_refused(sso: RunningEmulator, monkeypatch: pytest.Mon
     assert _stored() is None
 
 
+@pytest.mark.slow
 def test_device_code_expiry(sso: RunningEmulator) -> None:
     sso.control(approve_after_polls=10_000, device_ttl=2)
     r = run("login", "--use-device-code", timeout=60)
@@ -108,6 +113,7 @@ def test_device_code_expiry(sso: RunningEmulator) -> None:
     assert _stored() is None
 
 
+@pytest.mark.slow
 def test_flaky_service_is_retried(sso: RunningEmulator) -> None:
     # A quarter of the calls fail: over ~37 calls, none failing is ~1e-5 likely, and a call
     # failing all 8 of its attempts ~6e-4.
@@ -119,6 +125,7 @@ def test_flaky_service_is_retried(sso: RunningEmulator) -> None:
     assert injected["fail"] + injected["throttle"] > 0
 
 
+@pytest.mark.slow
 def test_unreachable_endpoint(sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSO_OIDC", "http://127.0.0.1:9")
     r = run("login")
@@ -157,6 +164,7 @@ def test_no_keyring_backend(sso: RunningEmulator, monkeypatch: pytest.MonkeyPatc
     assert sso.stats()["operations"]["RegisterClient"] == 0
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_login_leaves_nothing_and_frees_the_lock(
     sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -178,6 +186,7 @@ def test_ctrl_c_during_login_leaves_nothing_and_frees_the_lock(
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow
 def test_parallel_logins_open_one_browser(
     sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -195,6 +204,7 @@ def test_parallel_logins_open_one_browser(
     assert sum("reused the login" in o for o, _ in outs) == 2
 
 
+@pytest.mark.slow
 def test_login_output_has_no_secret(sso: RunningEmulator) -> None:
     r = run("login", "--json")
     token = Store().load_session("corp")

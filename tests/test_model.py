@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ssocred.login import authorize_url, challenge_for
-from ssocred.model import (
+from ssocred.model.sso import (
     Registration,
     RoleCredentials,
     Token,
@@ -21,6 +20,7 @@ from ssocred.model import (
     token_to_dict,
     token_usable,
 )
+from ssocred.usecases.login import authorize_url, challenge_for
 
 NOW = 1_800_000_000.0
 

@@ -9,8 +9,8 @@ from configupdater import ConfigUpdater
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ssocred.configedit import managed_profiles, populate_text, sso_session_text
-from ssocred.naming import Target, assign_names, check_template, profile_name, profile_values, safe_name
+from ssocred.adapters.config_file import managed_profiles, populate_text, sso_session_text
+from ssocred.model.naming import Target, assign_names, check_template, profile_name, profile_values, safe_name
 
 DEV = Target("corp", "111111111111", "Development", "AdministratorAccess", "dev@example.com")
 

@@ -1,7 +1,7 @@
 """Every reader of ``ssocred process`` arguments agrees, through real processes.
 
 The same arguments go to ``ssocred process`` (without a daemon, and answered by a real
-``python -m ssocred.sockserver``), ``ssocred env``, ``ssocred exec``, and into a profile's
+``python -m ssocred.daemon.server``), ``ssocred env``, ``ssocred exec``, and into a profile's
 ``credential_process`` line read back through ``process --profile`` and ``env --profile``: a role
 named ``-Admin`` (written ``--role-name=-Admin``) works on every path, and ``--role-name --login``,
 a repeated flag, an empty value or a bad account id is a usage error (exit 2) in one line.
@@ -23,6 +23,8 @@ import pytest
 from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_USAGE
 from tests.support.cli import ACCOUNT, ROLE, session_config, ssocred_argv, ssocred_line, write_config
 from tests.support.emulator import REPO_ROOT, RunningEmulator
+
+pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
 
 DASHED = "-Admin"
 #: The test directory, with a role whose name starts with '-' (IAM allows it).
@@ -118,12 +120,12 @@ def test_every_reader_agrees(dashed: RunningEmulator, reader: str) -> None:
 
 @pytest.fixture
 def server(dashed: RunningEmulator, tmp_path: Path) -> Iterator[Path]:
-    """A running ``python -m ssocred.sockserver --verbose``; yields its log file."""
+    """A running ``python -m ssocred.daemon.server --verbose``; yields its log file."""
     log = tmp_path / "server.log"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     with log.open("wb") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "ssocred.sockserver", "--verbose"], stdout=subprocess.PIPE,
+        proc = subprocess.Popen([sys.executable, "-m", "ssocred.daemon.server", "--verbose"], stdout=subprocess.PIPE,
                                 stderr=err, stdin=subprocess.DEVNULL, env=env, text=True)
     assert proc.stdout is not None
     ready, _, _ = select.select([proc.stdout], [], [], 60)

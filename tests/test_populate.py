@@ -79,6 +79,7 @@ def _profiles_in_botocore() -> dict[str, dict[str, str]]:
     return profiles
 
 
+@pytest.mark.slow
 def test_thousand_profiles_load_in_botocore_and_resolve_through_credential_process(big: RunningEmulator) -> None:
     before = _config().read_bytes()
     data = _populate()
@@ -111,6 +112,7 @@ def test_thousand_profiles_load_in_botocore_and_resolve_through_credential_proce
         assert session.get_credentials().method == "custom-process"
 
 
+@pytest.mark.slow
 def test_second_run_is_a_no_op(big: RunningEmulator) -> None:
     _populate()
     path = _config()
@@ -130,6 +132,7 @@ def _directory(accounts: list[tuple[str, str, list[str]]]) -> dict[str, object]:
             "accounts": [{"accountId": a, "accountName": n, "roles": roles} for a, n, roles in accounts]}
 
 
+@pytest.mark.slow
 def test_prune_removes_exactly_the_vanished_profiles(sso: RunningEmulator) -> None:
     write_config(USER_TEXT + session_config("corp"))
     assert run("login").returncode == 0
@@ -160,6 +163,7 @@ def test_prune_removes_exactly_the_vanished_profiles(sso: RunningEmulator) -> No
     assert "legacy-tool" in profiles
 
 
+@pytest.mark.slow
 def test_dry_run_prints_a_diff_and_writes_nothing(sso: RunningEmulator) -> None:
     # The user's static keys come last, so they are the diff's context lines.
     write_config(session_config("corp") + "\n" + USER_TEXT.rstrip("\n") + "\naws_session_token = tok-value\n")
@@ -174,6 +178,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(sso: RunningEmulator) -> None:
     assert _config().read_bytes() == before
 
 
+@pytest.mark.slow
 def test_template_names_are_safe_and_unmanaged_names_are_left_alone(sso: RunningEmulator) -> None:
     write_config(USER_TEXT + session_config("corp") + "\n[profile 111111111111-ReadOnlyAccess]\nregion = x\n")
     assert run("login").returncode == 0
@@ -202,6 +207,7 @@ def test_template_names_are_safe_and_unmanaged_names_are_left_alone(sso: Running
     assert r.returncode == EXIT_USAGE and "not a region name" in r.stderr and r.stderr.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_file_mode_and_symlink_are_kept(sso: RunningEmulator, tmp_path: Path) -> None:
     real = tmp_path / "dotfiles" / "aws-config"
     real.parent.mkdir()
@@ -216,6 +222,7 @@ def test_file_mode_and_symlink_are_kept(sso: RunningEmulator, tmp_path: Path) ->
     assert "[profile Production.ReadOnlyAccess]" in real.read_text()
 
 
+@pytest.mark.slow
 def test_throttled_portal_still_lists_everything(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     sso.set_directory(_directory([(f"{i:012d}", f"Account {i}", ["ReadOnlyAccess"]) for i in range(1, 21)]))
@@ -227,6 +234,7 @@ def test_throttled_portal_still_lists_everything(sso: RunningEmulator) -> None:
     assert stats["injected"]["throttle"] > 0  # answered 429 at times, and retried until every account was listed
 
 
+@pytest.mark.slow
 def test_a_failing_account_writes_nothing(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     before = _config().read_bytes()
@@ -237,6 +245,7 @@ def test_a_failing_account_writes_nothing(sso: RunningEmulator) -> None:
     assert _config().read_bytes() == before
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(big: RunningEmulator, tmp_path: Path) -> None:
     code, tty = run_on_a_terminal([*ssocred_argv(), "accounts", "--sso-session", "corp"], tmp_path / "out")
     assert code == 0
@@ -247,6 +256,7 @@ def test_progress_bar_on_a_terminal(big: RunningEmulator, tmp_path: Path) -> Non
     assert "Listing roles" not in r.stderr
 
 
+@pytest.mark.slow
 def test_kill_9_mid_write_leaves_the_old_or_the_new_file(big: RunningEmulator) -> None:
     # A large user file makes the write window wide enough to land kills inside it.
     old = (USER_TEXT + "".join(f"# note {i}: {'x' * 100}\n" for i in range(20000)) + "\n" + session_config("corp"))
@@ -276,6 +286,7 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_file(big: RunningEmulator) -
     assert mid_write >= 1, "no kill landed inside the write"
 
 
+@pytest.mark.slow
 def test_role_listing_is_bounded_and_parallel(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     sso.set_directory(_directory([(f"{i:012d}", f"Account {i}", ["ReadOnlyAccess"]) for i in range(1, 13)]))
@@ -291,7 +302,7 @@ def test_role_listing_is_bounded_and_parallel(sso: RunningEmulator) -> None:
 
 
 def test_rate_limit_keeps_the_pace() -> None:
-    from ssocred.walk import RateLimit
+    from ssocred.usecases.accounts import RateLimit
 
     limit = RateLimit(100, burst=5)
     start = time.monotonic()
@@ -302,6 +313,7 @@ def test_rate_limit_keeps_the_pace() -> None:
     assert limit.calls == 35
 
 
+@pytest.mark.slow
 def test_parallel_edits_lose_nothing(sso: RunningEmulator) -> None:
     # A long file widens each edit's read-change-write window to a good part of a second.
     notes = "".join(f"# note {i}: {'x' * 100}\n" for i in range(20000))

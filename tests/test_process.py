@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_CONFIG, EXIT_USAGE
-from ssocred.store import Store
 from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
     ROLE,
     age_last_request,
+    login,
     process_profile,
     run,
     run_on_a_terminal,
@@ -32,16 +33,18 @@ from tests.support.emulator import RunningEmulator, start_emulator
 ARGS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
 ROLES = [(ACCOUNT, "AdministratorAccess"), (ACCOUNT, "ReadOnlyAccess"), (OTHER_ACCOUNT, "ReadOnlyAccess")]
 
+
+def _boto3_identity(profile: str) -> subprocess.CompletedProcess[str]:
+    """A fresh Python process that asks STS who ``profile`` is, through boto3 as any SDK user would."""
+    return subprocess.run([sys.executable, "-c", BOTO3_IDENTITY, profile], capture_output=True, text=True,
+                          check=False, timeout=120)
+
+
 BOTO3_IDENTITY = """
 import boto3, json, sys
 s = boto3.Session(profile_name=sys.argv[1])
 print(json.dumps(s.client("sts").get_caller_identity()["Arn"]))
 """
-
-
-def _login() -> None:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
 
 
 def _age_token(seconds_left: float) -> None:
@@ -54,8 +57,9 @@ def _age_token(seconds_left: float) -> None:
     )
 
 
+@pytest.mark.slow
 def test_output_contract(sso: RunningEmulator) -> None:
-    _login()
+    login()
     r = run(*ARGS)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -76,6 +80,7 @@ def test_output_contract(sso: RunningEmulator) -> None:
     assert sso.stats()["operations"]["GetRoleCredentials"] == before
 
 
+@pytest.mark.slow
 def test_boto3_and_aws_cli_through_credential_process(sso: RunningEmulator) -> None:
     write_config(
         session_config("corp")
@@ -84,23 +89,11 @@ def test_boto3_and_aws_cli_through_credential_process(sso: RunningEmulator) -> N
         + f"ssocred_account_id = {OTHER_ACCOUNT}\nssocred_role_name = ReadOnlyAccess\n"
         + f"credential_process = {ssocred_line()} process --profile viakeys\nregion = us-east-1\n"
     )
-    _login()
-    out = subprocess.run(
-        [sys.executable, "-c", BOTO3_IDENTITY, "dev"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    login()
+    out = _boto3_identity("dev")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/alice@example.com"
-    out = subprocess.run(
-        [sys.executable, "-c", BOTO3_IDENTITY, "viakeys"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    out = _boto3_identity("viakeys")
     assert out.returncode == 0, out.stderr
     assert f"::{OTHER_ACCOUNT}:assumed-role/ReadOnlyAccess/" in out.stdout
     aws = Path(sys.executable).parent / "aws"
@@ -123,10 +116,11 @@ def test_boto3_and_aws_cli_through_credential_process(sso: RunningEmulator) -> N
     assert json.loads(cli.stdout)["Account"] == ACCOUNT
 
 
+@pytest.mark.slow
 def test_botocore_refreshes_short_lived_credentials(sso: RunningEmulator) -> None:
     sso.control(cred_ttl=12)
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    _login()
+    login()
     script = """
 import boto3, json, time
 s = boto3.Session(profile_name="dev")
@@ -175,18 +169,20 @@ def _collect(procs: list[subprocess.Popen[str]]) -> list[dict[str, object]]:
     return [json.loads(o) for o, _ in outs]
 
 
+@pytest.mark.serial  # a process storm: singleflight is proven on a quiet machine
 @pytest.mark.slow
 def test_64_cold_callers_fetch_once(sso: RunningEmulator) -> None:
-    _login()
+    login()
     sso.reset()
     results = _collect(_spawn(64, [(ACCOUNT, ROLE)]))
     assert len({r["AccessKeyId"] for r in results}) == 1
     assert sso.stats()["operations"]["GetRoleCredentials"] == 1
 
 
+@pytest.mark.serial  # a process storm: singleflight is proven on a quiet machine
 @pytest.mark.slow
 def test_64_callers_with_expired_token_refresh_once(sso: RunningEmulator) -> None:
-    _login()
+    login()
     _age_token(-5)
     sso.reset()
     results = _collect(_spawn(64, ROLES))
@@ -212,7 +208,7 @@ def test_flaky_service_50_cold_calls(
         assert r.returncode == 0, r.stderr
         token = Store().load_session("corp")
         assert token is not None
-        from ssocred.portal import Portal
+        from ssocred.adapters.portal import Portal
 
         portal = Portal("us-east-1")
         targets = [
@@ -230,8 +226,9 @@ def test_flaky_service_50_cold_calls(
         emu.stop()
 
 
+@pytest.mark.slow
 def test_cache_hit_does_not_import_boto3(sso: RunningEmulator) -> None:
-    _login()
+    login()
     assert run(*ARGS).returncode == 0
     out = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "ssocred", *ARGS],
@@ -244,12 +241,13 @@ def test_cache_hit_does_not_import_boto3(sso: RunningEmulator) -> None:
     imported = {
         line.split("|")[-1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")
     }
-    assert "ssocred.store" in imported  # the measurement does see our modules
+    assert "ssocred.adapters.store" in imported  # the measurement does see our modules
     assert not {m for m in imported if m.split(".")[0] in ("boto3", "botocore", "argparse")}
 
 
+@pytest.mark.slow
 def test_unassigned_role_is_access_denied(sso: RunningEmulator) -> None:
-    _login()
+    login()
     r = run(
         "process",
         "--sso-session",
@@ -282,9 +280,10 @@ def test_bad_arguments(sso: RunningEmulator, args: list[str], code: int, text: s
     assert text in r.stderr and len(r.stderr.splitlines()) == 1 and r.stdout == ""
 
 
+@pytest.mark.slow
 def test_env_and_exec(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    _login()
+    login()
     creds = json.loads(run(*ARGS).stdout)
     r = run("env", "--profile", "dev")
     assert r.returncode == 0, r.stderr
@@ -306,6 +305,7 @@ def test_env_and_exec(sso: RunningEmulator) -> None:
     assert r.returncode == 42
 
 
+@pytest.mark.slow
 def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: Path) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
                  + "[profile optin]\nssocred_session = corp\n"
@@ -327,10 +327,11 @@ def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: P
     assert sso.stats()["create_token"]["authorization_code"] == 2
 
 
+@pytest.mark.slow
 def test_remembered_backend_skips_detection_but_never_overrides_a_choice(
     sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _login()
+    login()
     remembered = Path(os.environ["SSOCRED_STATE_DIR"]) / "keyring-backend"
     remembered.unlink()
     argv = [sys.executable, "-X", "importtime", "-m", "ssocred", *ARGS]
@@ -346,8 +347,9 @@ def test_remembered_backend_skips_detection_but_never_overrides_a_choice(
     assert r.returncode == 6 and "no usable OS keyring" in r.stderr
 
 
+@pytest.mark.slow
 def test_cache_hits_record_use_for_the_daemon(sso: RunningEmulator) -> None:
-    _login()
+    login()
     assert run(*ARGS).returncode == 0
     store = Store()
     aged = age_last_request("corp", ACCOUNT, ROLE, 3600)
@@ -359,8 +361,9 @@ def test_cache_hits_record_use_for_the_daemon(sso: RunningEmulator) -> None:
     assert Path(store.index_path()).stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_corrupt_index_does_not_fail_a_cache_hit(sso: RunningEmulator) -> None:
-    _login()
+    login()
     first = run(*ARGS)
     assert first.returncode == 0
     index = Path(Store().index_path())

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ssocred import fastpath, process_args
+from ssocred import process_args
 from ssocred.errors import UsageError
+from ssocred.process import client
 from ssocred.process_args import Request, build, from_line, parse, to_argv, to_line
 
 ACCOUNT = "111122223333"
@@ -152,7 +153,7 @@ def test_a_written_line_is_read_back(request_: Request, command: str) -> None:
 @given(REQUESTS)
 def test_every_reader_agrees_on_a_written_request(request_: Request) -> None:
     argv = to_argv(request_)
-    assert fastpath.plain_arguments(argv)  # the hot path sends it to the daemon, which parses it with parse()
+    assert client.plain_arguments(argv)  # the hot path sends it to the daemon, which parses it with parse()
     rebuilt = build(request_.profile, request_.session, request_.account, request_.role, login=request_.login)
     assert rebuilt == request_  # env and exec, from argparse's values
     assert from_line(to_line(request_)) == request_  # config, populate --prune and doctor, from the line
@@ -170,17 +171,18 @@ def test_any_argv_is_a_request_or_one_usage_line_and_the_fast_path_agrees(argv: 
         request_ = parse(argv)
     except UsageError as exc:
         assert exc.exit_code == 2 and len(exc.line().splitlines()) == 1
-        assert not fastpath.plain_arguments(argv)  # the full path refuses it, with this line
+        assert not client.plain_arguments(argv)  # the full path refuses it, with this line
         return
-    assert fastpath.plain_arguments(argv) == (not request_.help)
+    assert client.plain_arguments(argv) == (not request_.help)
     if not request_.help:
         assert parse(to_argv(request_)) == request_
 
 
 def test_the_grammar_costs_the_hot_path_next_to_nothing() -> None:
-    code = "import ssocred.fastpath, sys; print(*sorted(m for m in sys.modules if m.startswith('ssocred')))"
+    code = "import ssocred.process.client, sys; print(*sorted(m for m in sys.modules if m.startswith('ssocred')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     # process_args loads nothing at import: errors only to refuse arguments, shlex only for lines.
-    assert out.split() == ["ssocred", "ssocred.fastpath", "ssocred.process_args", "ssocred.rundir"]
+    assert out.split() == ["ssocred", "ssocred.process", "ssocred.process.client", "ssocred.process_args",
+                           "ssocred.socket_protocol"]
     code = "import sys, ssocred.process_args as g; g.parse(['--profile', 'dev']); print('shlex' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

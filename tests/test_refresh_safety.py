@@ -19,11 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from ssocred.model import GRANT_DEVICE, GRANT_REFRESH, Registration, Token
-from ssocred.store import Store
+from ssocred.adapters.store import Store
+from ssocred.model.sso import GRANT_DEVICE, GRANT_REFRESH, Registration, Token
 from tests.support.cli import ACCOUNT, REGION, ROLE, START_URL, run, ssocred_argv
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.emulator import REPO_ROOT, RunningEmulator, device_login
+
+pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
 
 #: Sessions refreshed at once in each signal round.
 PARALLEL = 10
@@ -92,14 +94,15 @@ def _settle(emu: RunningEmulator) -> None:
 
 
 def _refreshers(session: str) -> list[int]:
-    """Pids of running ``ssocred.refresher`` processes for ``session``."""
+    """Pids of this test's running ``ssocred.process.refresher`` processes for ``session``."""
+    service = os.environ["SSOCRED_KEYRING_SERVICE"].encode()  # unique per test: other tests run alongside
     found = []
     for entry in Path("/proc").iterdir():
         try:
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"ssocred.refresher" in argv and session.encode() in argv:
+        if b"ssocred.process.refresher" in argv and session.encode() in argv and service in argv:
             found.append(int(entry.name))
     return found
 
@@ -228,7 +231,7 @@ def test_with_a_daemon_killed_clients_never_spend_a_refresh_token(
     sso.control(latency_ms=0)
     final = run(*_argv("corp")[len(ssocred_argv()):])
     assert final.returncode == 0, (final.stderr, kills, d.diagnostics())
-    from ssocred.daemon import read_status
+    from ssocred.daemon.main import read_status
 
     deadline = time.monotonic() + 30
     while True:  # the status file follows within a scan
@@ -379,7 +382,7 @@ def test_an_export_nothing_keeps_fresh_is_named(sso: RunningEmulator, home: Path
 @pytest.mark.slow
 def test_the_daemon_rewrites_the_export_well_before_it_expires(
         sso: RunningEmulator, home: Path, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
-    from ssocred.model import BOTOCORE_ADVISORY_WINDOW, parse_time, scaled_window
+    from ssocred.model.sso import BOTOCORE_ADVISORY_WINDOW, parse_time, scaled_window
 
     ttl = 16
     sso.control(token_ttl=ttl)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import paths, rundir
+from ssocred import socket_protocol
+from ssocred.adapters import paths
 from ssocred.errors import EXIT_CONFIG, EXIT_SERVICE, ConfigError, ServiceError
 from tests.support.cli import ACCOUNT, ROLE, run
 from tests.support.emulator import RunningEmulator
@@ -74,7 +75,7 @@ def private_xdg(tmp_path: Path) -> Path:
 
 
 def no_run_user() -> None:
-    if rundir.usable_base(f"/run/user/{os.getuid()}", True):
+    if socket_protocol.usable_base(f"/run/user/{os.getuid()}", True):
         pytest.skip(f"/run/user/{os.getuid()} exists here and would be chosen first")
 
 
@@ -105,18 +106,18 @@ def assert_private_tree(run_dir: Path) -> None:
         st = directory.lstat()
         assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid(), directory
         assert mode(directory) == 0o700, directory
-    assert rundir.trusted(str(run_dir))
+    assert socket_protocol.trusted(str(run_dir))
 
 
 # --- choosing and making the directory, in this process -------------------------------------------
 
 
 def agree() -> Path:
-    """``rundir.runtime_dir()`` before and after ``paths.runtime_dir()`` made it: the same directory."""
-    chosen = rundir.runtime_dir()
+    """``socket_protocol.runtime_dir()`` before and after ``paths.runtime_dir()`` made it: the same directory."""
+    chosen = socket_protocol.runtime_dir()
     made = paths.runtime_dir()
-    assert str(made) == chosen == rundir.runtime_dir()
-    assert rundir.trusted(chosen) and rundir.trusted_socket() == os.path.join(chosen, "daemon.sock")
+    assert str(made) == chosen == socket_protocol.runtime_dir()
+    assert socket_protocol.trusted(chosen) and socket_protocol.trusted_socket() == os.path.join(chosen, "daemon.sock")
     return made
 
 
@@ -160,9 +161,9 @@ def test_runtime_dir_and_paths_agree(defaults: Path, tmp_path: Path, monkeypatch
         xdg = linked
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(xdg))
     before, target_before = snapshot(tmp_path), snapshot(target)
-    assert rundir.runtime_dir() == str(tmp_path / expected)
-    rundir.socket_path()
-    rundir.trusted_socket()
+    assert socket_protocol.runtime_dir() == str(tmp_path / expected)
+    socket_protocol.socket_path()
+    socket_protocol.trusted_socket()
     assert snapshot(tmp_path) == before  # choosing creates nothing
     made = agree()
     assert made == tmp_path / expected and mode(made) == 0o700
@@ -173,7 +174,7 @@ def test_runtime_dir_and_paths_agree(defaults: Path, tmp_path: Path, monkeypatch
 
 def test_without_xdg_runtime_dir_the_cache_dir_is_used(defaults: Path, tmp_path: Path) -> None:
     no_run_user()
-    assert rundir.runtime_dir() == str(defaults)
+    assert socket_protocol.runtime_dir() == str(defaults)
     assert not (tmp_path / "cache").exists()
     made = agree()
     assert made == defaults
@@ -202,24 +203,24 @@ def test_every_place_planted_is_one_clear_error(defaults: Path, tmp_path: Path,
     with pytest.raises(ConfigError, match="no private directory") as info:
         paths.runtime_dir()
     assert "SSOCRED_RUNTIME_DIR" in info.value.line() and "\n" not in info.value.line()
-    assert not rundir.trusted(rundir.runtime_dir()) and rundir.trusted_socket() is None
+    assert not socket_protocol.trusted(socket_protocol.runtime_dir()) and socket_protocol.trusted_socket() is None
 
 
 def test_trusted_only_a_real_private_directory_of_ours(tmp_path: Path) -> None:
     good = tmp_path / "good"
     good.mkdir(mode=0o700)
     good.chmod(0o700)
-    assert rundir.trusted(str(good)) and rundir.private(str(good))
+    assert socket_protocol.trusted(str(good)) and socket_protocol.private(str(good))
     link = tmp_path / "link"
     link.symlink_to(good)
-    assert not rundir.trusted(str(link))
+    assert not socket_protocol.trusted(str(link))
     good.chmod(0o750)
-    assert not rundir.trusted(str(good))
-    assert not rundir.trusted(str(tmp_path / "missing"))
+    assert not socket_protocol.trusted(str(good))
+    assert not socket_protocol.trusted(str(tmp_path / "missing"))
     if os.getuid() == 0:
         good.chmod(0o700)
         os.chown(good, STRANGER, STRANGER)
-        assert not rundir.trusted(str(good))
+        assert not socket_protocol.trusted(str(good))
 
 
 def test_private_dir_makes_new_parents_private_and_leaves_old_ones(tmp_path: Path) -> None:
@@ -278,16 +279,17 @@ def test_atomic_write_makes_missing_parents_private(tmp_path: Path) -> None:
 
 def test_a_socket_path_too_long_is_named() -> None:
     short = "/run/user/1000/ssocred/daemon.sock"
-    assert rundir.bindable(short) == short
+    assert socket_protocol.bindable(short) == short
     long = "/tmp/" + "r" * 120 + "/daemon.sock"
     with pytest.raises(ServiceError, match="cannot listen on") as info:
-        rundir.bindable(long)
+        socket_protocol.bindable(long)
     assert info.value.fix == "set SSOCRED_RUNTIME_DIR to a short, writable path"
 
 
 # --- real processes -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @as_root
 @pytest.mark.parametrize("kind", ["symlink", "directory"])
 def test_a_planted_runtime_dir_steers_nothing(sso: RunningEmulator, defaults: Path, tmp_path: Path,
@@ -316,6 +318,7 @@ def test_a_planted_runtime_dir_steers_nothing(sso: RunningEmulator, defaults: Pa
     assert_private_tree(defaults)
 
 
+@pytest.mark.slow
 @as_root
 def test_the_old_tmp_name_is_never_touched(sso: RunningEmulator, defaults: Path, tmp_path: Path,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -336,6 +339,7 @@ def test_the_old_tmp_name_is_never_touched(sso: RunningEmulator, defaults: Path,
     assert_private_tree(defaults)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cache_home", [True, False])
 def test_without_xdg_runtime_dir_process_uses_the_cache_dir(sso: RunningEmulator, defaults: Path, home: Path,
                                                             monkeypatch: pytest.MonkeyPatch, cache_home: bool) -> None:
@@ -350,6 +354,7 @@ def test_without_xdg_runtime_dir_process_uses_the_cache_dir(sso: RunningEmulator
     assert mode(defaults.parent) == 0o700 and mode(defaults.parent.parent) == 0o700
 
 
+@pytest.mark.slow
 @as_root
 @pytest.mark.parametrize("xdg_state", ["foreign", "loose"])
 def test_an_xdg_runtime_dir_that_is_not_private_is_skipped(sso: RunningEmulator, defaults: Path, tmp_path: Path,
@@ -377,6 +382,7 @@ def test_export_makes_aws_sso_private(sso: RunningEmulator, home: Path) -> None:
     assert mode(aws / "sso") == 0o700 and mode(aws / "sso" / "cache") == 0o700
 
 
+@pytest.mark.slow
 @as_root
 @pytest.mark.parametrize("kind", ["symlink", "directory"])
 def test_an_explicit_runtime_dir_of_another_user_is_one_line(sso: RunningEmulator, tmp_path: Path,
@@ -399,6 +405,7 @@ def test_an_explicit_runtime_dir_of_another_user_is_one_line(sso: RunningEmulato
     assert snapshot(target) == before and snapshot(planted) == planted_before
 
 
+@pytest.mark.slow
 def test_a_socket_path_too_long_is_a_clear_daemon_error(sso: RunningEmulator, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     login()
@@ -413,4 +420,4 @@ def test_a_socket_path_too_long_is_a_clear_daemon_error(sso: RunningEmulator, tm
     assert d.returncode == EXIT_SERVICE, d.stderr
     assert d.stderr == (f"ssocred: cannot listen on {long_dir / 'daemon.sock'}: "
                         f"{len(str(long_dir / 'daemon.sock'))} bytes, more than a Unix socket path may have "
-                        f"({rundir.MAX_SOCKET_PATH}); set SSOCRED_RUNTIME_DIR to a short, writable path\n")
+                        f"({socket_protocol.MAX_SOCKET_PATH}); set SSOCRED_RUNTIME_DIR to a short, writable path\n")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from ssocred import service
+from ssocred.adapters import service_manager
+from ssocred.cli import service as service_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
@@ -143,7 +144,7 @@ class Svc:
 
 def _plain_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No variable that relocates ssocred's files, so the units come out as they do for most users."""
-    for name in service.PASS_ENV:
+    for name in service_manager.PASS_ENV:
         monkeypatch.delenv(name, raising=False)
 
 
@@ -165,7 +166,7 @@ def svc(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Svc:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = service.main(list(argv))
+    code = service_cli.main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -246,7 +247,7 @@ def test_dry_run_json_lists_the_steps(svc: Svc, capsys: pytest.CaptureFixture[st
     assert (code, data["action"], data["platform"], data["dry_run"]) == (0, "install", "linux", True)
     assert [s["op"] for s in data["steps"]] == ["write", "write", "run", "run"]
     assert data["steps"][0]["path"] == str(svc.unit("ssocred.service"))
-    assert data["steps"][0]["content"] == service.rendered("linux")[svc.unit("ssocred.service")]
+    assert data["steps"][0]["content"] == service_manager.rendered("linux")[svc.unit("ssocred.service")]
     assert data["steps"][3]["argv"] == ["systemctl", "--user", "enable", "--now", "ssocred.socket", "ssocred.service"]
 
 
@@ -255,15 +256,15 @@ def test_dry_run_json_lists_the_steps(svc: Svc, capsys: pytest.CaptureFixture[st
 
 def test_relocated_files_are_passed_to_the_daemon(svc: Svc, tmp_path: Path) -> None:
     svc.monkeypatch.setenv("SSOCRED_STATE_DIR", str(tmp_path / 'state "x" 100%'))
-    files = service.rendered("linux")
+    files = service_manager.rendered("linux")
     unit, sock = files[svc.unit("ssocred.service")], files[svc.unit("ssocred.socket")]
     assert f'Environment="SSOCRED_STATE_DIR={tmp_path}/state \\"x\\" 100%%"' in unit
     assert f'Environment="SSOCRED_RUNTIME_DIR={os.environ["SSOCRED_RUNTIME_DIR"]}"' in unit
     assert f'Environment="AWS_CONFIG_FILE={os.environ["AWS_CONFIG_FILE"]}"' in unit
     # The socket follows SSOCRED_RUNTIME_DIR, where `ssocred process` will look for it.
     assert f"ListenStream={os.environ['SSOCRED_RUNTIME_DIR']}/daemon.sock\n" in sock
-    plist = plistlib.loads(service.rendered("darwin")[svc.plist].encode())
-    assert plist["EnvironmentVariables"] == {k: os.environ[k] for k in service.PASS_ENV if os.environ.get(k)}
+    plist = plistlib.loads(service_manager.rendered("darwin")[svc.plist].encode())
+    assert plist["EnvironmentVariables"] == {k: os.environ[k] for k in service_manager.PASS_ENV if os.environ.get(k)}
 
 
 @pytest.mark.parametrize(
@@ -279,36 +280,36 @@ def test_relocated_files_are_passed_to_the_daemon(svc: Svc, tmp_path: Path) -> N
     ],
 )
 def test_systemd_word_quotes_for_execstart(word: str, program: bool, expected: str) -> None:
-    assert service.systemd_word(word, program=program) == expected
+    assert service_manager.systemd_word(word, program=program) == expected
 
 
 def test_command_is_the_console_script_then_path_then_python_m(svc: Svc, tmp_path: Path) -> None:
-    assert service.ssocred_command() == [str(svc.exe)]
+    assert service_manager.ssocred_command() == [str(svc.exe)]
     other = tmp_path / "elsewhere"
     other.mkdir()
     (other / "ssocred").write_text("#!/bin/sh\n")
     (other / "ssocred").chmod(0o755)
     svc.monkeypatch.setattr(sys, "executable", str(tmp_path / "bare" / "python"))
     svc.monkeypatch.setenv("PATH", str(other))
-    assert service.ssocred_command() == [str(other / "ssocred")]
+    assert service_manager.ssocred_command() == [str(other / "ssocred")]
     svc.monkeypatch.setenv("PATH", str(svc.fakebin))
-    assert service.ssocred_command() == [str(tmp_path / "bare" / "python"), "-m", "ssocred"]
-    files = service.rendered("linux")
+    assert service_manager.ssocred_command() == [str(tmp_path / "bare" / "python"), "-m", "ssocred"]
+    files = service_manager.rendered("linux")
     assert f"ExecStart={tmp_path}/bare/python -m ssocred daemon\n" in files[svc.unit("ssocred.service")]
-    plist = plistlib.loads(service.rendered("darwin")[svc.plist].encode())
+    plist = plistlib.loads(service_manager.rendered("darwin")[svc.plist].encode())
     assert plist["ProgramArguments"] == [str(tmp_path / "bare" / "python"), "-m", "ssocred", "daemon"]
 
 
 def test_unit_dir_follows_xdg_config_home(svc: Svc, tmp_path: Path) -> None:
     svc.monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
-    assert service.unit_dir() == tmp_path / "cfg" / "systemd" / "user"
+    assert service_manager.unit_dir() == tmp_path / "cfg" / "systemd" / "user"
     svc.monkeypatch.setenv("XDG_CONFIG_HOME", "relative/ignored")
-    assert service.unit_dir() == svc.home / ".config" / "systemd" / "user"
+    assert service_manager.unit_dir() == svc.home / ".config" / "systemd" / "user"
 
 
 def test_templates_are_found() -> None:
     for name in ("ssocred.service", "ssocred.socket", "com.ssocred.daemon.plist"):
-        assert service.template(name) == (ROOT / "service" / name).read_text()
+        assert service_manager.template(name) == (ROOT / "service" / name).read_text()
 
 
 # --- systemd-analyze verify and plistlib ------------------------------------------------------
@@ -332,7 +333,7 @@ def test_rendered_units_pass_systemd_analyze_verify(svc: Svc, tmp_path: Path) ->
     svc.monkeypatch.setenv("SSOCRED_STATE_DIR", str(tmp_path / 'state "x" 5%'))
     outdir = tmp_path / "units"
     outdir.mkdir()
-    files = service.rendered("linux")
+    files = service_manager.rendered("linux")
     for path, content in files.items():
         (outdir / path.name).write_text(content)
     assert '"' + str(svc.exe).replace("%", "%%") + '" daemon' in (outdir / "ssocred.service").read_text()
@@ -346,7 +347,7 @@ def test_rendered_units_pass_systemd_analyze_verify(svc: Svc, tmp_path: Path) ->
 def test_systemd_analyze_verify_catches_a_missing_executable(svc: Svc, tmp_path: Path) -> None:
     outdir = tmp_path / "units"
     outdir.mkdir()
-    for path, content in service.rendered("linux").items():
+    for path, content in service_manager.rendered("linux").items():
         (outdir / path.name).write_text(content)
     svc.exe.unlink()
     results = _verify([outdir / "ssocred.service", outdir / "ssocred.socket"], tmp_path / "rt")
@@ -357,7 +358,7 @@ def test_systemd_analyze_verify_catches_a_missing_executable(svc: Svc, tmp_path:
 
 def test_plist_parses_with_the_agent_keys(svc: Svc, tmp_path: Path) -> None:
     svc.venv(tmp_path / "a&b <c>")
-    data = plistlib.loads(service.rendered("darwin")[svc.plist].encode())
+    data = plistlib.loads(service_manager.rendered("darwin")[svc.plist].encode())
     assert data["Label"] == "com.ssocred.daemon"
     program = data["ProgramArguments"]
     assert program == [str(svc.exe), "daemon"]
@@ -373,7 +374,7 @@ def test_plist_parses_with_the_agent_keys(svc: Svc, tmp_path: Path) -> None:
 def test_install_and_uninstall_linux(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "install", "--platform", "linux")
     assert (code, err) == (0, "")
-    expected = service.rendered("linux")
+    expected = service_manager.rendered("linux")
     assert set(expected) == {svc.unit("ssocred.service"), svc.unit("ssocred.socket")}
     for path, content in expected.items():
         assert path.read_text() == content
@@ -419,7 +420,7 @@ def test_reinstall_restarts_the_daemon_only_when_the_unit_changed(
 def test_install_and_uninstall_darwin(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
     domain = f"gui/{os.getuid()}"
     assert run(capsys, "install", "--platform", "darwin")[0] == 0
-    assert svc.plist.read_text() == service.rendered("darwin")[svc.plist]
+    assert svc.plist.read_text() == service_manager.rendered("darwin")[svc.plist]
     assert Path(os.environ["SSOCRED_LOG_DIR"]).is_dir()
     assert svc.calls() == [f"launchctl bootstrap {domain} {svc.plist}"]
 
@@ -509,9 +510,9 @@ def test_unsupported_platform_is_a_usage_error(svc: Svc, capsys: pytest.CaptureF
 
 
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert service.main(["reinstall"]) == 2
-    assert service.main(["status", "--platform", "windows"]) == 2
-    assert service.main(["--help"]) == 0
+    assert service_cli.main(["reinstall"]) == 2
+    assert service_cli.main(["status", "--platform", "windows"]) == 2
+    assert service_cli.main(["--help"]) == 0
     assert "install" in capsys.readouterr().out
 
 
@@ -640,7 +641,7 @@ def test_windows_task_runs_the_daemon_at_logon() -> None:
 
 
 def test_example_config_resolves_every_profile() -> None:
-    from ssocred import config
+    from ssocred.model import config
 
     cfg = config.parse((CONTRIB / "config.example").read_text())
     assert cfg.profiles

@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import keyring
+import pytest
 
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_STORE
-from ssocred.model import iso_z
-from ssocred.store import Store
-from ssocred.tokens import fresh_token
+from ssocred.model.sso import iso_z
+from ssocred.usecases.tokens import fresh_token
 from tests.support.cli import ACCOUNT, ROLE, START_URL, run, write_config
 from tests.support.emulator import RunningEmulator
 
@@ -24,6 +25,7 @@ def _cli_cache(home: Path, key: str) -> Path:
     return home / ".aws" / "sso" / "cache" / (hashlib.sha1(key.encode()).hexdigest() + ".json")
 
 
+@pytest.mark.slow
 def test_logout_revokes_and_wipes(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     token = Store().load_session("corp")
@@ -35,7 +37,7 @@ def test_logout_revokes_and_wipes(sso: RunningEmulator) -> None:
     assert Store().load_session("corp") is None
     assert "corp" not in Store().index().sessions
     # The portal no longer accepts the revoked token.
-    from ssocred.portal import Portal, TokenRejected
+    from ssocred.adapters.portal import Portal, TokenRejected
 
     try:
         Portal("us-east-1").accounts(token.access_token)
@@ -51,6 +53,7 @@ def test_logout_when_not_logged_in(sso: RunningEmulator) -> None:
     assert sso.stats()["operations"]["Logout"] == 0
 
 
+@pytest.mark.slow
 def test_logout_reports_portal_errors_but_still_wipes(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     sso.control(fail_rate=1.0)
@@ -61,6 +64,7 @@ def test_logout_reports_portal_errors_but_still_wipes(sso: RunningEmulator) -> N
     assert Store().load_session("corp") is None
 
 
+@pytest.mark.slow
 def test_logout_all(sso: RunningEmulator) -> None:
     write_config(
         f"[sso-session a]\nsso_start_url = {START_URL}\nsso_region = us-east-1\n"
@@ -73,6 +77,7 @@ def test_logout_all(sso: RunningEmulator) -> None:
     assert Store().index().sessions == {}
 
 
+@pytest.mark.slow
 def test_status(sso: RunningEmulator) -> None:
     r = run("status", "--json")
     assert json.loads(r.stdout) == {
@@ -93,8 +98,9 @@ def test_status(sso: RunningEmulator) -> None:
         assert secret not in r.stdout + text
 
 
+@pytest.mark.slow
 def test_status_refreshable_ends_with_the_registration(sso: RunningEmulator) -> None:
-    from ssocred.index import IndexFile
+    from ssocred.adapters.store_index import IndexFile
 
     assert run("login").returncode == 0
     assert json.loads(run("status", "--json").stdout)["sessions"][0]["refreshable"] is True
@@ -107,6 +113,7 @@ def test_status_refreshable_ends_with_the_registration(sso: RunningEmulator) -> 
     assert "not refreshable" in run("status").stdout
 
 
+@pytest.mark.slow
 def test_corrupt_item_is_reported_and_kept(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     service = os.environ["SSOCRED_KEYRING_SERVICE"]
@@ -121,8 +128,9 @@ def test_corrupt_item_is_reported_and_kept(sso: RunningEmulator) -> None:
     assert keyring.get_password(service, "session:corp") is None
 
 
+@pytest.mark.slow
 def test_import_from_aws_cli_cache(sso: RunningEmulator, home: Path) -> None:
-    from ssocred.oidc import Oidc
+    from ssocred.adapters.oidc import Oidc
 
     reg = Oidc("us-east-1").register("aws-cli", ("sso:account:access",), auth_code=False)
     path = _cli_cache(home, "corp")
@@ -176,6 +184,7 @@ def test_import_without_cli_token(sso: RunningEmulator) -> None:
     assert "aws sso login" in r.stderr
 
 
+@pytest.mark.slow
 def test_export_has_no_refresh_token_and_follows_refreshes(sso: RunningEmulator, home: Path) -> None:
     r = run("login", "--export-aws-cli-cache")
     assert r.returncode == 0, r.stderr
@@ -200,6 +209,7 @@ def test_export_has_no_refresh_token_and_follows_refreshes(sso: RunningEmulator,
     assert not path.exists()
 
 
+@pytest.mark.slow
 def test_no_token_on_disk_except_the_export(sso: RunningEmulator, home: Path, tmp_path: Path) -> None:
     assert run("login", "--export-aws-cli-cache").returncode == 0
     r = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)

@@ -27,6 +27,7 @@ def _config_text() -> str:
     return Path(os.environ["AWS_CONFIG_FILE"]).read_text()
 
 
+@pytest.mark.slow
 def test_accounts_lists_every_account_and_role(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     r = run("accounts", "--json")
@@ -43,6 +44,7 @@ def test_accounts_lists_every_account_and_role(sso: RunningEmulator) -> None:
     assert "2 accounts, 3 roles in SSO session 'corp'." in text
 
 
+@pytest.mark.slow
 def test_accounts_walks_every_page(sso: RunningEmulator) -> None:
     assert run("login").returncode == 0
     accounts = [{"accountId": f"{i:012d}", "accountName": f"Team {i:03d}", "roles": ["ReadOnlyAccess"]}
@@ -62,6 +64,7 @@ def test_accounts_not_logged_in_is_one_line(sso: RunningEmulator) -> None:
     assert r.stderr.count("\n") == 1 and "ssocred login" in r.stderr
 
 
+@pytest.mark.slow
 def test_whoami_through_credential_process(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     assert run("login").returncode == 0
@@ -77,6 +80,7 @@ def test_whoami_through_credential_process(sso: RunningEmulator) -> None:
     assert f"Account: {ACCOUNT}" in text and "UserId:" in text and "profile 'dev'" in text
 
 
+@pytest.mark.slow
 def test_whoami_errors_are_one_line(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
     r = run("whoami", "--profile", "nope")
@@ -87,6 +91,7 @@ def test_whoami_errors_are_one_line(sso: RunningEmulator) -> None:
     assert "ssocred: ssocred:" not in r.stderr
 
 
+@pytest.mark.slow
 def test_configure_with_flags_writes_session_and_profile(sso: RunningEmulator) -> None:
     write_config("# mine\n[default]\nregion = eu-west-1\n")
     r = run("configure", "--no-input", "--start-url", START_URL, "--sso-region", REGION, "--session-name", "work",
@@ -109,6 +114,7 @@ def test_configure_with_flags_writes_session_and_profile(sso: RunningEmulator) -
     assert again["login"] == "reused" and again["session_written"] is False
 
 
+@pytest.mark.slow
 def test_configure_interactive(sso: RunningEmulator) -> None:
     answers = "\n".join([
         "not a url",          # re-asked
@@ -135,6 +141,7 @@ def test_configure_interactive(sso: RunningEmulator) -> None:
     assert "Profile 'prod'" in r.stdout
 
 
+@pytest.mark.slow
 def test_configure_all_populates(sso: RunningEmulator) -> None:
     write_config("")
     r = run("configure", "--no-input", "--start-url", START_URL, "--sso-region", REGION, "--session-name", "corp",
@@ -146,6 +153,7 @@ def test_configure_all_populates(sso: RunningEmulator) -> None:
     assert _config_text().count("ssocred_managed = corp") == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("args", "code", "text"), [
     (["--no-input"], EXIT_USAGE, "pass --start-url"),
     (["--no-input", "--start-url", "http://x"], EXIT_USAGE, "--start-url 'http://x'"),
@@ -168,6 +176,7 @@ def test_configure_bad_input_is_one_line(sso: RunningEmulator, args: list[str], 
         assert _config_text() == before  # nothing written on bad input
 
 
+@pytest.mark.slow
 def test_configure_refuses_a_profile_botocore_would_route_around(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + f"[profile dev]\nsso_session = corp\nsso_account_id = {ACCOUNT}\n"
                  f"sso_role_name = {ROLE}\n")
@@ -180,7 +189,7 @@ def test_configure_refuses_a_profile_botocore_would_route_around(sso: RunningEmu
 
 
 def test_populate_text_lists_at_most_25_names_per_kind() -> None:
-    from ssocred.setup_text import text_populate
+    from ssocred.cli.render import text_populate
 
     data = {"dry_run": False, "added": [f"p{i}" for i in range(30)], "renamed": [], "updated": [],
             "removed": ["gone"], "skipped": [], "profiles": 30, "accounts": 15, "session": "corp", "unchanged": 0,

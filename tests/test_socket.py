@@ -1,6 +1,6 @@
 """The daemon's socket: ``ssocred process`` answered over it byte for byte, safely, or not at all.
 
-Servers are real ``python -m ssocred.sockserver`` processes, clients the real ``ssocred``
+Servers are real ``python -m ssocred.daemon.server`` processes, clients the real ``ssocred``
 command, the keyring a real Secret Service and the portal the emulator over HTTP.
 """
 
@@ -25,21 +25,34 @@ from typing import IO
 
 import pytest
 
-from ssocred import fastpath, rundir
+from ssocred import socket_protocol
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_LOGIN_REQUIRED
-from ssocred.store import Store
-from tests.support.cli import ACCOUNT, OTHER_ACCOUNT, ROLE, age_last_request, session_config, ssocred_argv, write_config
+from ssocred.process import client
+from tests.support.cli import (
+    ACCOUNT,
+    OTHER_ACCOUNT,
+    ROLE,
+    age_last_request,
+    login,
+    session_config,
+    ssocred_argv,
+    write_config,
+)
 from tests.support.emulator import RunningEmulator
 
 REPO = Path(__file__).resolve().parents[1]
 ARGS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
-SERVER = (sys.executable, "-m", "ssocred.sockserver", "--verbose")
+#: Every ssocred module the daemon-answered ``ssocred process`` loads.
+HOT_PATH = {"ssocred", "ssocred.__main__", "ssocred.process", "ssocred.process.client", "ssocred.process_args",
+            "ssocred.socket_protocol"}
+SERVER = (sys.executable, "-m", "ssocred.daemon.server", "--verbose")
 #: Stands in for systemd: takes the passed socket to fd 3 and names itself in LISTEN_PID.
 ACTIVATED = """
 import os, sys
 os.dup2(int(os.environ.pop("TEST_SOCKET_FD")), 3)
 os.environ["LISTEN_PID"] = str(os.getpid())
-from ssocred.sockserver import main
+from ssocred.daemon.server import main
 sys.exit(main(["--verbose"]))
 """
 START_TIMEOUT = 60.0
@@ -117,21 +130,17 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           start_new_session=True)
 
 
-def _login() -> None:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
-
-
 def _process_ok(*extra: str) -> bytes:
     r = run(*ARGS, *extra)
     assert r.returncode == 0 and r.stderr == b"", r.stderr
     return r.stdout
 
 
+@pytest.mark.slow
 def test_answers_are_byte_identical(server: Callable[..., Server], tmp_path: Path) -> None:
     write_config(session_config("corp") + "[profile keys]\nssocred_session = corp\n"
                  f"ssocred_account_id = {OTHER_ACCOUNT}\nssocred_role_name = ReadOnlyAccess\n")
-    _login()
+    login()
     denied = ("process", "--sso-session", "corp", "--account-id", OTHER_ACCOUNT, "--role-name", "AdministratorAccess")
     by_keys = ("process", "--profile", "keys")
     _process_ok()  # fetch and cache
@@ -150,8 +159,9 @@ def test_answers_are_byte_identical(server: Callable[..., Server], tmp_path: Pat
     assert "SecretAccessKey" not in srv.log() and json.loads(served[ARGS].stdout)["SessionToken"] not in srv.log()
 
 
+@pytest.mark.slow
 def test_fast_path_imports_next_to_nothing(server: Callable[..., Server]) -> None:
-    _login()
+    login()
     _process_ok()
     srv = server()
     r = subprocess.run([*ssocred_argv(), *ARGS], capture_output=True, text=True, timeout=120, check=False,
@@ -159,16 +169,17 @@ def test_fast_path_imports_next_to_nothing(server: Callable[..., Server]) -> Non
     assert r.returncode == 0, r.stderr
     assert srv.answered() == 1
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-    assert "ssocred.fastpath" in imported  # the measurement does see our modules
-    heavy = {"ssocred.process", "ssocred.store", "keyring", "boto3", "botocore", "json", "socket", "selectors"}
-    assert not imported & heavy
+    # An allow-list: a daemon-answered call may load these ssocred modules and nothing else of ours.
+    assert {m for m in imported if m.split(".")[0] == "ssocred"} == HOT_PATH
+    assert not imported & {"keyring", "boto3", "botocore", "json", "socket", "selectors", "argparse"}
 
 
+@pytest.mark.slow
 def test_another_uid_is_refused(server: Callable[..., Server], monkeypatch: pytest.MonkeyPatch) -> None:
     if os.getuid() != 0:
         pytest.skip("acting as another user needs root")
     nobody = pwd.getpwnam("nobody")
-    _login()
+    login()
     _process_ok()
     # A directory and socket anyone may reach: the uid check alone must keep them out.
     shared = Path(tempfile.mkdtemp(prefix="ssocred-uid-"))
@@ -196,16 +207,16 @@ def test_another_uid_is_refused(server: Callable[..., Server], monkeypatch: pyte
                     raw.connect(srv.path)
                     # The server refuses before it reads, so it may have hung up before this write.
                     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                        raw.sendall(fastpath.request_line(list(ARGS[1:])).encode())
+                        raw.sendall(socket_protocol.request_line(list(ARGS[1:])).encode())
                         raw.shutdown(socket.SHUT_WR)
                     reply = raw.recv(65536)
-                answered = fastpath.run(list(ARGS[1:]))  # the client itself does not trust this directory
-                if not reply.startswith(b"%d " % fastpath.FALLBACK):
+                answered = client.run(list(ARGS[1:]))  # the client itself does not trust this directory
+                if not reply.startswith(b"%d " % socket_protocol.FALLBACK):
                     code = 97
                 elif answered is not None:
                     code = 200 + answered
                 else:
-                    from ssocred.process import main as process_main
+                    from ssocred.process.local import main as process_main
 
                     code = process_main(list(ARGS[1:]))
             except BaseException:
@@ -231,8 +242,9 @@ def test_another_uid_is_refused(server: Callable[..., Server], monkeypatch: pyte
         shutil.rmtree(shared, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_stale_socket_is_replaced_and_a_live_one_kept(server: Callable[..., Server]) -> None:
-    _login()
+    login()
     expected = _process_ok()
     crashed = server()
     crashed.kill()
@@ -246,8 +258,9 @@ def test_stale_socket_is_replaced_and_a_live_one_kept(server: Callable[..., Serv
     assert _process_ok() == expected and fresh.answered() == 2
 
 
+@pytest.mark.slow
 def test_server_restarting_mid_loop_fails_no_client(server: Callable[..., Server]) -> None:
-    _login()
+    login()
     expected = _process_ok()
     servers = [server()]
     for i in range(30):
@@ -264,8 +277,9 @@ def test_server_restarting_mid_loop_fails_no_client(server: Callable[..., Server
     assert len(servers) == 6 and sum(s.answered() for s in servers) > 0
 
 
+@pytest.mark.slow
 def test_32_parallel_clients_fetch_once(sso: RunningEmulator, server: Callable[..., Server]) -> None:
-    _login()
+    login()
     srv = server()
     warm = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", "AdministratorAccess")
     assert warm.returncode == 0, warm.stderr  # the server has its portal client ready: no 30 s reply wait
@@ -279,10 +293,11 @@ def test_32_parallel_clients_fetch_once(sso: RunningEmulator, server: Callable[.
     assert srv.answered() == 32
 
 
+@pytest.mark.slow
 def test_socket_activation(server: Callable[..., Server]) -> None:
-    _login()
+    login()
     expected = _process_ok()
-    path = rundir.socket_path()
+    path = socket_protocol.socket_path()
     Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     with listener:
@@ -296,8 +311,9 @@ def test_socket_activation(server: Callable[..., Server]) -> None:
         assert stat.S_ISSOCK(os.lstat(path).st_mode)  # systemd's socket outlives the service
 
 
+@pytest.mark.slow
 def test_use_is_recorded_and_a_logout_seen(server: Callable[..., Server]) -> None:
-    _login()
+    login()
     _process_ok()
     store = Store()
     # Use is recorded when the last record is older than credentials.USE_RECORD_INTERVAL.
@@ -325,13 +341,14 @@ def _last_requested(store: Store) -> float:
     return entry.last_requested_at
 
 
+@pytest.mark.slow
 def test_requests_the_client_must_run(server: Callable[..., Server]) -> None:
     srv = server()
     # Not logged in, with --login: the login belongs on the client's terminal, which has none here.
     r = run(*ARGS, "--login")
     assert r.returncode == EXIT_LOGIN_REQUIRED and b"no terminal" in r.stderr
     assert "a login is needed, on the client's terminal" in srv.log()
-    _login()
+    login()
     expected = _process_ok()
     other = run(*ARGS, env={**os.environ, "SSOCRED_KEYRING_SERVICE": "ssocred-test-elsewhere"})
     assert other.returncode == EXIT_LOGIN_REQUIRED  # its own keyring service has no session
@@ -341,6 +358,7 @@ def test_requests_the_client_must_run(server: Callable[..., Server]) -> None:
     assert srv.answered() == 1 and _process_ok() == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("request_line", [
     b"not json\n",
     b'{"v": 2, "argv": []}\n',
@@ -355,10 +373,10 @@ def test_bad_requests_do_not_hurt_the_server(server: Callable[..., Server], requ
         conn.connect(srv.path)
         conn.sendall(request_line)
         reply = conn.makefile("rb").read()
-    assert reply.startswith(b"-1 ") and fastpath.parse_reply(reply) is None
+    assert reply.startswith(b"-1 ") and socket_protocol.parse_reply(reply) is None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.connect(srv.path)  # and one that hangs up without a word
-    _login()
+    login()
     assert _process_ok() and srv.answered() == 1
 
 
@@ -368,33 +386,34 @@ def test_request_line_is_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SUB", "aws dir")
     monkeypatch.setenv("SSOCRED_KEYRING_SERVICE", "svc")
     argv = ["--profile", 'a "quoted" \\ name\twith\ncontrols\x7f and ünïcödé', "--login"]
-    line = fastpath.request_line(argv)
+    line = socket_protocol.request_line(argv)
     assert line.endswith("}\n") and line.count("\n") == 1
     req = json.loads(line)
-    assert req["v"] == fastpath.PROTOCOL_VERSION and req["argv"] == argv
+    assert req["v"] == socket_protocol.PROTOCOL_VERSION and req["argv"] == argv
     assert (req["config"], req["service"], req["cwd"]) == ("/home/h/aws dir/config", "svc", os.getcwd())
     assert req["backend"] == os.environ.get("PYTHON_KEYRING_BACKEND", "")
 
 
 def test_only_plain_arguments_take_the_fast_path() -> None:
-    assert fastpath.plain_arguments(["--profile", "dev"])
-    assert fastpath.plain_arguments(["--sso-session=corp", "--account-id", ACCOUNT, "--role-name", "R", "--login"])
-    assert fastpath.plain_arguments(["--sso-session", "corp", "--account-id", ACCOUNT, "--role-name=-Admin"])
+    assert client.plain_arguments(["--profile", "dev"])
+    assert client.plain_arguments(["--sso-session=corp", "--account-id", ACCOUNT, "--role-name", "R", "--login"])
+    assert client.plain_arguments(["--sso-session", "corp", "--account-id", ACCOUNT, "--role-name=-Admin"])
     # Everything the grammar refuses goes to the full path, which prints the one-line usage error.
     for argv in (["--help"], ["-h"], ["--profile"], ["--bogus"], ["--profile", "dev", "extra"],
                  ["--profile", "dev", "--"], ["--profile", "a", "--profile", "b"], ["--profile", "--login"],
                  ["--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", "--login"],
                  ["--sso-session", "corp", "--account-id", "1", "--role-name", "R"]):
-        assert not fastpath.plain_arguments(argv), argv
+        assert not client.plain_arguments(argv), argv
 
 
 def test_replies_are_taken_whole_or_not_at_all() -> None:
-    assert fastpath.parse_reply(b"0 3\n{}\n") == (0, b"{}\n")
-    assert fastpath.parse_reply(b"4 9\nssocred: \n") is None  # cut short
-    assert fastpath.parse_reply(b"-1 5\nwhy?\n") is None
-    assert fastpath.parse_reply(b"0 3") is None and fastpath.parse_reply(b"") is None
+    assert socket_protocol.parse_reply(b"0 3\n{}\n") == (0, b"{}\n")
+    assert socket_protocol.parse_reply(b"4 9\nssocred: \n") is None  # cut short
+    assert socket_protocol.parse_reply(b"-1 5\nwhy?\n") is None
+    assert socket_protocol.parse_reply(b"0 3") is None and socket_protocol.parse_reply(b"") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", [0o755, 0o700])
 def test_client_trusts_only_a_private_runtime_dir(sso: RunningEmulator, tmp_path: Path, mode: int) -> None:
     import threading

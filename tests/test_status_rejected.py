@@ -6,9 +6,13 @@ import dataclasses
 import json
 import time
 
-from ssocred.store import Store
+import pytest
+
+from ssocred.adapters.store import Store
 from tests.support.cli import ACCOUNT, ROLE, run
 from tests.support.emulator import RunningEmulator
+
+pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
 
 PROCESS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
 

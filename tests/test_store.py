@@ -26,10 +26,10 @@ from keyring.backend import KeyringBackend
 from keyring.backends import fail, null
 from keyring.errors import InitError, KeyringLocked, PasswordDeleteError, PasswordSetError
 
+from ssocred.adapters.keyring_io import CHUNK_LIMIT, split_value, stored_size
+from ssocred.adapters.store import CredsEntry, SessionEntry, Store
 from ssocred.errors import StoreError
-from ssocred.keyring_io import CHUNK_LIMIT, split_value, stored_size
-from ssocred.model import Registration, RoleCredentials, Token
-from ssocred.store import CredsEntry, SessionEntry, Store
+from ssocred.model.sso import Registration, RoleCredentials, Token
 from tests.support.secret_service import PrivateSecretService
 from tests.support.secret_service import store as store  # the function fixture
 
@@ -212,6 +212,7 @@ def test_creds_round_trip_and_index(store: Store) -> None:
     assert store.index().creds[0].last_requested_at == entry.last_requested_at + 60
 
 
+@pytest.mark.slow
 @real
 def test_large_items_are_chunked_in_the_secret_service(store: Store) -> None:
     big = make_token(pad=1500)
@@ -247,6 +248,7 @@ def test_large_items_are_chunked_in_the_secret_service(store: Store) -> None:
         assert raw(store, name) is None
 
 
+@pytest.mark.slow
 @real
 def test_readers_see_old_or_new_while_a_writer_replaces_a_chunked_item(store: Store) -> None:
     values = [make_token(pad=1800), make_token(pad=2600)]
@@ -319,12 +321,13 @@ def test_index_holds_no_secret_and_is_private(store: Store) -> None:
         assert stat.S_IMODE((path.parent / name).stat().st_mode) & 0o077 == 0, name
 
 
+@pytest.mark.slow
 @real
 def test_sixteen_processes_each_saving_creds_lose_no_index_entry(store: Store) -> None:
     script = (
         "import sys, time\n"
-        "from ssocred.model import RoleCredentials\n"
-        "from ssocred.store import Store\n"
+        "from ssocred.model.sso import RoleCredentials\n"
+        "from ssocred.adapters.store import Store\n"
         "i, start = int(sys.argv[1]), float(sys.argv[2])\n"
         "account = f'{i:012d}'\n"
         "now = time.time()\n"
@@ -407,6 +410,7 @@ def test_locked_keyring_is_an_error_and_keeps_the_item(
     assert store.load_session("corp") == token
 
 
+@pytest.mark.slow
 @real
 @pytest.mark.parametrize(
     "stored",
@@ -430,6 +434,7 @@ def test_corrupt_session_is_an_error_and_is_kept(store: Store, stored: str) -> N
     assert raw(store, "session:corp") is None
 
 
+@pytest.mark.slow
 @real
 def test_missing_or_altered_chunk_is_corrupt_and_nothing_is_deleted(store: Store) -> None:
     token = make_token(pad=2000)
@@ -460,9 +465,10 @@ def test_corrupt_index_is_an_error(store: Store) -> None:
     assert store.load_session("corp") is not None  # the keyring itself is unaffected
 
 
+@pytest.mark.slow
 @real
 def test_the_chunk_journal_records_current_generations_privately_and_without_secrets(store: Store) -> None:
-    from ssocred.chunkjournal import journal_path
+    from ssocred.adapters.chunkjournal import journal_path
 
     token, creds = make_token(pad=2500), make_creds(pad=3000)
     store.save_session("corp", token)
@@ -482,12 +488,13 @@ def test_the_chunk_journal_records_current_generations_privately_and_without_sec
     assert json.loads(path.read_bytes())["generations"] == []
 
 
+@pytest.mark.slow
 @real
 def test_items_written_before_the_journal_are_still_read_replaced_and_deleted(store: Store) -> None:
     import hashlib
 
-    from ssocred.keyring_io import chunk_name
-    from ssocred.model import token_to_dict
+    from ssocred.adapters.keyring_io import chunk_name
+    from ssocred.model.sso import token_to_dict
 
     token = make_token(pad=2500)
     value = json.dumps(token_to_dict(token), separators=(",", ":"), ensure_ascii=True)
@@ -620,8 +627,8 @@ def test_a_value_over_a_backends_limit_fails_loudly(bare_store: Store, backend_s
 
 
 def test_a_lock_makes_the_runtime_dir_private(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ssocred import rundir
-    from ssocred.store import Store
+    from ssocred import socket_protocol
+    from ssocred.adapters.store import Store
 
     run_dir = tmp_path / "deep" / "run"
     monkeypatch.setenv("SSOCRED_RUNTIME_DIR", str(run_dir))
@@ -630,8 +637,8 @@ def test_a_lock_makes_the_runtime_dir_private(home: Path, tmp_path: Path, monkey
     # Made as a parent of the locks dir, it must still be private: the fast client trusts nothing else.
     for directory in (tmp_path / "deep", run_dir, run_dir / "locks"):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
-    assert rundir.private(str(run_dir))
+    assert socket_protocol.private(str(run_dir))
     run_dir.chmod(0o755)  # as an older version left it
     with Store().session_lock("corp"):
         pass
-    assert rundir.private(str(run_dir))
+    assert socket_protocol.private(str(run_dir))

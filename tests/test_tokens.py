@@ -10,29 +10,20 @@ import time
 
 import pytest
 
+from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_LOGIN_REQUIRED, EXIT_SERVICE, LoginRequired, ServiceError
-from ssocred.model import Token
-from ssocred.store import Store
-from ssocred.tokens import fresh_token
-from tests.support.cli import ACCOUNT, ROLE, run
+from ssocred.model.sso import Token
+from ssocred.usecases.tokens import fresh_token
+from tests.support.cli import ACCOUNT, ROLE, login, run
 from tests.support.emulator import RunningEmulator
 
 REFRESH_SCRIPT = """
 import sys
-from ssocred.store import Store
-from ssocred.tokens import fresh_token
+from ssocred.adapters.store import Store
+from ssocred.usecases.tokens import fresh_token
 t = fresh_token(Store(), "corp")
 print(t.access_token[:6], flush=True)
 """
-
-
-def _login(emu: RunningEmulator) -> Token:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
-    emu.reset()
-    token = Store().load_session("corp")
-    assert token is not None
-    return token
 
 
 def _age(seconds_left: float) -> Token:
@@ -46,14 +37,16 @@ def _age(seconds_left: float) -> Token:
     return aged
 
 
+@pytest.mark.slow
 def test_valid_token_is_not_refreshed(sso: RunningEmulator) -> None:
-    token = _login(sso)
+    token = login(sso)
     assert fresh_token(Store(), "corp").access_token == token.access_token
     assert sso.stats()["operations"]["CreateToken"] == 0
 
 
+@pytest.mark.slow
 def test_expired_token_is_refreshed_and_rotated(sso: RunningEmulator) -> None:
-    old = _login(sso)
+    old = login(sso)
     _age(-5)
     new = fresh_token(Store(), "corp")
     assert new.access_token != old.access_token
@@ -67,14 +60,17 @@ def test_expired_token_is_refreshed_and_rotated(sso: RunningEmulator) -> None:
     assert sso.stats()["create_token"]["refresh_token"] == 1
 
 
+@pytest.mark.slow
 def test_token_near_expiry_is_refreshed_inline(sso: RunningEmulator) -> None:
-    old = _login(sso)
+    old = login(sso)
     _age(120)
     assert fresh_token(Store(), "corp").access_token != old.access_token
 
 
+@pytest.mark.serial  # a process storm: singleflight is proven on a quiet machine
+@pytest.mark.slow
 def test_32_processes_refresh_once(sso: RunningEmulator) -> None:
-    _login(sso)
+    login(sso)
     _age(-5)
     procs = [
         subprocess.Popen(
@@ -90,8 +86,9 @@ def test_32_processes_refresh_once(sso: RunningEmulator) -> None:
     assert stats["refresh_token_reuse_rejected"] == 0
 
 
+@pytest.mark.slow
 def test_revoked_refresh_token_means_login_required(sso: RunningEmulator) -> None:
-    _login(sso)
+    login(sso)
     _age(-5)
     sso.revoke()
     with pytest.raises(LoginRequired) as exc:
@@ -106,8 +103,9 @@ def test_revoked_refresh_token_means_login_required(sso: RunningEmulator) -> Non
     assert r.stderr.strip().endswith("run: ssocred login --sso-session corp")
 
 
+@pytest.mark.slow
 def test_expired_registration_means_login_required_without_a_call(sso: RunningEmulator) -> None:
-    _login(sso)
+    login(sso)
     token = _age(-5)
     assert token.registration is not None
     reg = dataclasses.replace(token.registration, expires_at=time.time() - 1)
@@ -117,16 +115,18 @@ def test_expired_registration_means_login_required_without_a_call(sso: RunningEm
     assert sso.stats()["operations"]["CreateToken"] == 0
 
 
+@pytest.mark.slow
 def test_transient_failure_keeps_a_usable_token(sso: RunningEmulator) -> None:
-    _login(sso)
+    login(sso)
     aged = _age(120)
     sso.control(fail_rate=1.0)
     assert fresh_token(Store(), "corp") == aged
     assert Store().load_session("corp") == aged
 
 
+@pytest.mark.slow
 def test_transient_failure_on_expired_token_is_a_service_error(sso: RunningEmulator) -> None:
-    _login(sso)
+    login(sso)
     aged = _age(-5)
     sso.control(fail_rate=1.0)
     with pytest.raises(ServiceError):
@@ -142,8 +142,9 @@ def test_not_logged_in(sso: RunningEmulator) -> None:
     assert r.stderr == "ssocred: SSO session 'corp' is not logged in; run: ssocred login --sso-session corp\n"
 
 
+@pytest.mark.slow
 def test_unreachable_during_refresh(sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    _login(sso)
+    login(sso)
     _age(-5)
     env = dict(os.environ, AWS_ENDPOINT_URL_SSO_OIDC="http://127.0.0.1:9")
     r = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE, env=env)

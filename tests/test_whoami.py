@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ssocred.adapters.store import Store, creds_key
 from ssocred.errors import (
     EXIT_ACCESS_DENIED,
     EXIT_CONFIG,
@@ -22,7 +23,6 @@ from ssocred.errors import (
     EXIT_STORE,
     StoreError,
 )
-from ssocred.store import Store, creds_key
 from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -119,6 +119,7 @@ def test_a_config_path_that_is_a_directory_is_named(sso: RunningEmulator, home: 
 # --- the credential_process command ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_command_not_on_path_is_one_line_and_the_fix_works(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + profile_running("ssocred"))
     assert run("login").returncode == 0
@@ -133,6 +134,7 @@ def test_a_command_not_on_path_is_one_line_and_the_fix_works(sso: RunningEmulato
     assert json.loads(r.stdout)["account"] == ACCOUNT
 
 
+@pytest.mark.slow
 def test_a_command_that_cannot_run_is_one_line(sso: RunningEmulator, tmp_path: Path) -> None:
     plain = tmp_path / "not-executable"
     plain.write_text("#!/bin/sh\nexit 0\n")
@@ -161,6 +163,7 @@ def process_says(*args: str) -> tuple[int, str]:
     return r.returncode, r.stderr
 
 
+@pytest.mark.slow
 def test_helper_failures_pass_through_unchanged(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
                  + process_profile("denied", OTHER_ACCOUNT, "AdministratorAccess"))
@@ -183,6 +186,7 @@ def test_helper_failures_pass_through_unchanged(sso: RunningEmulator) -> None:
     assert one_line_failure(run("whoami", "--profile", "dev"), EXIT_LOGIN_REQUIRED) + "\n" == said
 
 
+@pytest.mark.slow
 def test_a_corrupt_cached_item_passes_through_as_a_store_error(sso: RunningEmulator) -> None:
     import keyring
 
@@ -209,20 +213,7 @@ def test_another_helper_failing_is_named_with_its_exit_status(sso: RunningEmulat
     assert line.startswith("ssocred: the credential_process of [profile garbage] printed something that is not JSON")
 
 
-def test_success_still_reports_who_and_where_from(sso: RunningEmulator) -> None:
-    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    assert run("login").returncode == 0
-    r = run("whoami", "--profile", "dev", "--json")
-    assert r.returncode == 0, r.stderr
-    data = json.loads(r.stdout)
-    assert data == {"profile": "dev", "account": ACCOUNT, "credential_source": "custom-process",
-                    "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/alice@example.com",
-                    "user_id": data["user_id"]}
-    assert data["user_id"].endswith(":alice@example.com")
-    for secret in secrets():
-        assert secret not in r.stdout + r.stderr
-
-
+@pytest.mark.slow
 def test_whoami_resolves_like_boto3(sso: RunningEmulator) -> None:
     """The same profile through boto3 itself gives the same identity (the provider order is botocore's)."""
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))

@@ -7,6 +7,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ssocred.model.sso import Token
+    from tests.support.emulator import RunningEmulator
 
 START_URL = "https://d-1234567890.awsapps.com/start"
 REGION = "us-east-1"
@@ -80,8 +85,8 @@ def age_last_request(session: str, account: str, role: str, seconds: float) -> f
     """Move a role's recorded last request ``seconds`` into the past (the store only moves it forward)."""
     import dataclasses
 
-    from ssocred.index import IndexFile
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
+    from ssocred.adapters.store_index import IndexFile
 
     store = Store()
     entry = store.index().find_creds(session, account, role)
@@ -112,3 +117,19 @@ def run_on_a_terminal(argv: list[str], stdout_path: Path) -> tuple[int, str]:
     _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
+
+
+def login(emu: RunningEmulator | None = None, *, session: str = "corp") -> Token:
+    """``ssocred login`` for ``session`` as a user runs it; the stored token. With ``emu``, its counters start at 0.
+
+    The one way tests log in (the ``logged_in`` fixture uses it too).
+    """
+    from ssocred.adapters.store import Store
+
+    r = run("login", "--sso-session", session)
+    assert r.returncode == 0, r.stderr
+    if emu is not None:
+        emu.reset()
+    token = Store().load_session(session)
+    assert token is not None
+    return token

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import pytest
 
 if TYPE_CHECKING:
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
 
 REQUIRE_ENV = "SSOCRED_REQUIRE_SECRET_SERVICE"
 SECRETS_NAME = "org.freedesktop.secrets"
@@ -51,6 +51,21 @@ class SecretServiceUnavailable(RuntimeError):
     """The binaries are there but the private Secret Service did not come up."""
 
 
+#: Every private Secret Service now running in this process, and how many gnome-keyrings died so far.
+_LIVE: list[PrivateSecretService] = []
+_DEATHS = [0]
+
+
+def keyring_deaths() -> int:
+    """How often a private gnome-keyring has died in this process so far, one that is dead right now included.
+
+    gnome-keyring 42 aborts now and then when D-Bus clients go away mid-call (an upstream race:
+    GLib's "invoke_get_property_in_idle_cb: assertion failed"); conftest reruns a test that
+    failed while this count rose, and says so.
+    """
+    return _DEATHS[0] + sum(1 for svc in _LIVE if svc.daemon.poll() is not None)
+
+
 @dataclass
 class PrivateSecretService:
     """A running private bus with gnome-keyring on it; ``address`` is its D-Bus address."""
@@ -70,6 +85,7 @@ class PrivateSecretService:
         """
         if self.daemon.poll() is None:
             return False
+        _DEATHS[0] += 1
         if self.bus.poll() is not None:
             raise SecretServiceUnavailable("the private D-Bus daemon is gone as well")
         warnings.warn(f"gnome-keyring exited with status {self.daemon.returncode} during the run; "
@@ -114,6 +130,10 @@ class PrivateSecretService:
 
     def stop(self) -> None:
         """Stop gnome-keyring and the bus, and remove every file they used."""
+        if self in _LIVE:
+            _LIVE.remove(self)
+            if self.daemon.poll() is not None:
+                _DEATHS[0] += 1
         for proc in (self.daemon, self.bus):
             if proc.poll() is None:
                 proc.terminate()
@@ -158,6 +178,7 @@ def start_private_secret_service() -> PrivateSecretService | None:
         _wait_for_name(svc)
         with closing(svc.connection()) as conn:
             _ensure_default_collection(conn, password)
+        _LIVE.append(svc)
     except BaseException as exc:
         details = _log_tail(root)
         svc.stop()
@@ -355,7 +376,7 @@ def store(secret_service: PrivateSecretService, tmp_path: Path, monkeypatch: pyt
     """A Store on the private Secret Service with its own keyring service name and directories."""
     import keyring
 
-    from ssocred.store import Store
+    from ssocred.adapters.store import Store
 
     service = f"ssocred-test-{uuid.uuid4().hex}"
     monkeypatch.setenv("SSOCRED_STATE_DIR", str(tmp_path / "state"))

@@ -1,0 +1,1 @@
+"""Adapters: each owns one external system (keyring, AWS services, files, locks, service managers)."""

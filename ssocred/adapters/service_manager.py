@@ -1,0 +1,322 @@
+"""The daemon as a systemd user service (Linux) or a launchd agent (macOS): render, plan, apply, status.
+
+Example: ``plan("linux", "install")`` lists the files to write and the commands to run, as data.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import string
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from ssocred import socket_protocol
+from ssocred.adapters.paths import atomic_write, ssocred_command
+from ssocred.errors import ServiceError, UsageError
+
+LABEL = "com.ssocred.daemon"
+#: The systemd units, in the order they are enabled.
+UNITS = ("ssocred.socket", "ssocred.service")
+#: Variables that relocate ssocred's files: the daemon must see what the installing shell sees.
+PASS_ENV = ("AWS_CONFIG_FILE", "SSOCRED_STATE_DIR", "SSOCRED_RUNTIME_DIR", "SSOCRED_LOG_DIR",
+            "SSOCRED_KEYRING_SERVICE", "PYTHON_KEYRING_BACKEND")
+PLATFORMS = {"linux": "systemd user units", "darwin": "launchd agent"}
+TOOLS = {"linux": "systemctl", "darwin": "launchctl"}
+SYSTEMCTL = ("systemctl", "--user")
+#: systemctl waits for the daemon's READY=1, and systemd gives a start 90 seconds by default.
+COMMAND_TIMEOUT = 150.0
+_PLAIN = frozenset(string.ascii_letters + string.digits + "/._-+:,=@%$")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One change: ``write`` or ``remove`` a file, ``mkdir`` a directory, or ``run`` a command.
+
+    Example: ``Step("run", argv=("systemctl", "--user", "daemon-reload")).script()``
+    """
+
+    op: str
+    path: Path | None = None
+    content: str = ""
+    argv: tuple[str, ...] = ()
+    may_fail: bool = False
+
+    def script(self) -> str:
+        """The step as shell, e.g. ``rm -f /home/me/.config/systemd/user/ssocred.socket``."""
+        where = shlex.quote(str(self.path))
+        if self.op == "write":
+            return f"cat > {where} <<'EOF'\n{self.content}EOF"
+        if self.op == "remove":
+            return f"rm -f {where}"
+        if self.op == "mkdir":
+            return f"mkdir -p {where}"
+        return shlex.join(self.argv) + (" || true" if self.may_fail else "")
+
+    def done(self) -> str:
+        """What the step did, for the report, e.g. ``wrote /home/me/.config/systemd/user/ssocred.socket``."""
+        verb = {"write": "wrote", "remove": "removed", "mkdir": "created"}.get(self.op)
+        return f"{verb} {self.path}" if verb else f"ran {shlex.join(self.argv)}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The step as data, e.g. ``{"op": "run", "argv": ["launchctl", "bootstrap", ...], "may_fail": False}``."""
+        if self.op == "run":
+            return {"op": "run", "argv": list(self.argv), "may_fail": self.may_fail}
+        data: dict[str, Any] = {"op": self.op, "path": str(self.path)}
+        if self.op == "write":
+            data["content"] = self.content
+        return data
+
+
+def host_platform() -> str:
+    """``linux`` or ``darwin`` from ``sys.platform``; e.g. ``"darwin"`` on a Mac, a usage error on Windows."""
+    for name in PLATFORMS:
+        if sys.platform.startswith(name):
+            return name
+    raise UsageError(
+        f"ssocred service supports Linux (systemd) and macOS (launchd), not {sys.platform}",
+        fix="on Windows use the Task Scheduler example in contrib/windows/ of the ssocred sources",
+    )
+
+
+def systemd_word(word: str, *, program: bool = False) -> str:
+    """One ExecStart word, quoted if needed: ``systemd_word("/opt/my apps/ssocred")`` is ``"/opt/my apps/ssocred"``."""
+    if any(c in word for c in "\n\r\0"):
+        raise ServiceError(f"cannot put {word!r} in a unit file", fix="install ssocred under a plainer path")
+    text = word.replace("%", "%%")
+    if not program:  # systemd expands $VARS in the arguments, never in the program path
+        text = text.replace("$", "$$")
+    if text and set(text) <= _PLAIN:
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def template(name: str) -> str:
+    """A template from ``service/``, e.g. ``template("ssocred.socket")``.
+
+    A wheel carries them as ``ssocred/service/``; an editable install reads the checkout's ``service/``.
+    """
+    packaged = resources.files("ssocred") / "service" / name
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parents[2] / "service" / name
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise ServiceError(f"the service template {name} is missing from this installation", fix="reinstall ssocred")
+
+
+def _fill(text: str, words: dict[str, str], each: dict[str, list[str]], blocks: dict[str, list[str]]) -> str:
+    """Replace ``@KEY@``: by a value (``words``), by one line per value (``each``), or a marker line by lines."""
+    out: list[str] = []
+    for line in text.splitlines(keepends=True):
+        indent = line[: len(line) - len(line.lstrip())]
+        marker = line.strip().removeprefix("<!--").removesuffix("-->").removeprefix("#").strip()
+        if marker.startswith("@") and marker.endswith("@") and marker[1:-1] in blocks:
+            out.extend(f"{indent}{b}\n" for b in blocks[marker[1:-1]])
+            continue
+        lines = [line]
+        for key, values in each.items():
+            if f"@{key}@" in line:
+                lines = [line.replace(f"@{key}@", v) for v in values]
+        for key, value in words.items():
+            lines = [x.replace(f"@{key}@", value) for x in lines]
+        out.extend(lines)
+    return "".join(out)
+
+
+def _passed_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in PASS_ENV if os.environ.get(k)}
+
+
+def unit_dir() -> Path:
+    """Where systemd looks for user units: ``$XDG_CONFIG_HOME/systemd/user``, e.g. ``~/.config/systemd/user``."""
+    base = os.environ.get("XDG_CONFIG_HOME", "")
+    return Path(base if os.path.isabs(base) else os.path.expanduser("~/.config")) / "systemd" / "user"
+
+
+def plist_path() -> Path:
+    """The launchd agent file, ``~/Library/LaunchAgents/com.ssocred.daemon.plist``."""
+    return Path(os.path.expanduser("~/Library/LaunchAgents")) / f"{LABEL}.plist"
+
+
+def darwin_log_dir() -> Path:
+    """The agent's log directory: ``$SSOCRED_LOG_DIR`` or ``~/Library/Logs/ssocred``."""
+    return Path(os.environ.get("SSOCRED_LOG_DIR") or os.path.expanduser("~/Library/Logs/ssocred"))
+
+
+def installed() -> bool:
+    """Whether a service manager starts the daemon here (its unit or agent file exists): ``installed()``."""
+    try:
+        platform = host_platform()
+    except UsageError:
+        return False
+    if platform == "darwin":
+        return plist_path().exists()
+    return (unit_dir() / "ssocred.service").exists()
+
+
+def rendered(platform: str) -> dict[Path, str]:
+    """The files ``install`` writes, by path, e.g. ``rendered("linux")[unit_dir() / "ssocred.service"]``."""
+    command, env = ssocred_command(), _passed_env()
+    if platform == "darwin":
+        env_xml = ["<key>EnvironmentVariables</key>", "<dict>"]
+        for k, v in env.items():
+            env_xml += [f"  <key>{escape(k)}</key>", f"  <string>{escape(v)}</string>"]
+        plist = _fill(
+            template(f"{LABEL}.plist"),
+            {"LOGDIR": escape(str(darwin_log_dir()))},
+            {"SSOCRED": [escape(w) for w in command]},
+            {"ENVIRONMENT": [*env_xml, "</dict>"] if env else []},
+        )
+        return {plist_path(): plist}
+    env_lines = []
+    for k, v in env.items():
+        value = f"{k}={v}".replace("%", "%%").replace("\\", "\\\\").replace('"', '\\"')
+        env_lines.append(f'Environment="{value}"')
+    override = os.environ.get("SSOCRED_RUNTIME_DIR")
+    listen = os.path.abspath(socket_protocol.socket_path()).replace("%", "%%") if override else "%t/ssocred/daemon.sock"
+    exec_start = " ".join(systemd_word(w, program=i == 0) for i, w in enumerate(command))
+    return {
+        unit_dir() / "ssocred.service": _fill(
+            template("ssocred.service"), {"SSOCRED": exec_start}, {}, {"ENVIRONMENT": env_lines}
+        ),
+        unit_dir() / "ssocred.socket": _fill(template("ssocred.socket"), {"SOCKET": listen}, {}, {}),
+    }
+
+
+def _run_step(*argv: str, may_fail: bool = False) -> Step:
+    return Step("run", argv=argv, may_fail=may_fail)
+
+
+def plan(platform: str, action: str) -> list[Step]:
+    """The steps of ``install`` or ``uninstall``, e.g. ``plan("linux", "uninstall")`` (empty when not installed)."""
+    files = rendered(platform)
+    present = [p for p in files if p.exists()]
+    if platform == "darwin":
+        domain = f"gui/{os.getuid()}"
+        path = plist_path()
+        if action == "uninstall":
+            return [_run_step("launchctl", "bootout", f"{domain}/{LABEL}", may_fail=True), Step("remove", path)] \
+                if present else []
+        # bootstrap refuses a label that is already loaded, so a reinstall unloads the old agent first.
+        unload = [_run_step("launchctl", "bootout", f"{domain}/{LABEL}", may_fail=True)] if present else []
+        return [Step("mkdir", darwin_log_dir()), *unload, Step("write", path, files[path]),
+                _run_step("launchctl", "bootstrap", domain, str(path))]
+    if action == "uninstall":
+        if not present:
+            return []
+        return [_run_step(*SYSTEMCTL, "disable", "--now", *UNITS), *(Step("remove", p) for p in present),
+                _run_step(*SYSTEMCTL, "daemon-reload")]
+    steps = [Step("write", p, c) for p, c in files.items()]
+    steps.append(_run_step(*SYSTEMCTL, "daemon-reload"))
+    # enable --now leaves a running daemon alone, so a changed unit needs a restart to take effect.
+    if any(p.read_text(encoding="utf-8") != files[p] for p in present):
+        steps.append(_run_step(*SYSTEMCTL, "try-restart", "ssocred.service"))
+    steps.append(_run_step(*SYSTEMCTL, "enable", "--now", *UNITS))
+    return steps
+
+
+def _last_line(text: str) -> str:
+    lines = [x.strip() for x in text.splitlines() if x.strip()]
+    return lines[-1] if lines else ""
+
+
+def _failure(argv: tuple[str, ...], proc: subprocess.CompletedProcess[str]) -> ServiceError:
+    detail = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit status {proc.returncode}"
+    if argv[0] == "systemctl" and ("connect to bus" in detail or "XDG_RUNTIME_DIR" in detail):
+        return ServiceError(
+            f"no systemd user session to install into ({detail})",
+            fix="run this in your own login session (not under sudo or su), or start one with "
+            "`loginctl enable-linger $USER`",
+        )
+    if argv[0] == "systemctl":
+        where = "systemctl --user status ssocred.service"
+    else:
+        where = f"launchctl print gui/{os.getuid()}/{LABEL}"
+    return ServiceError(f"`{shlex.join(argv)}` failed: {detail}", fix=f"see `{where}`; the files are as they were")
+
+
+def _execute(step: Step) -> None:
+    try:
+        proc = subprocess.run(step.argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+    except OSError as exc:
+        raise ServiceError(f"cannot run {step.argv[0]}: {exc.strerror}", fix="check that it is installed") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise ServiceError(f"`{shlex.join(step.argv)}` did not finish in {COMMAND_TIMEOUT:.0f} seconds",
+                           fix="check the service manager's logs") from exc
+    if proc.returncode and not step.may_fail:
+        raise _failure(step.argv, proc)
+
+
+def apply(steps: list[Step]) -> None:
+    """Carry out ``steps`` in order; on any failure put back every file touched, then re-raise.
+
+    Example: ``apply(plan("linux", "install"))``
+    """
+    saved: list[tuple[Path, bytes | None]] = []
+    try:
+        for step in steps:
+            if step.op == "run":
+                _execute(step)
+                continue
+            assert step.path is not None
+            try:
+                if step.op == "mkdir":
+                    step.path.mkdir(parents=True, exist_ok=True)
+                    continue
+                saved.append((step.path, step.path.read_bytes() if step.path.exists() else None))
+                if step.op == "write":
+                    atomic_write(step.path, step.content.encode(), mode=0o644)
+                else:
+                    step.path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise ServiceError(f"cannot {step.op} {step.path}: {exc.strerror}",
+                                   fix="check the directory's owner and permissions") from exc
+    except BaseException:
+        for path, data in reversed(saved):
+            if data is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, data, mode=0o644)
+        raise
+
+
+def _ask(*argv: str) -> tuple[int, str]:
+    """Run a read-only query; (exit status, stdout or the last stderr line). Never raises."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return 127, str(exc)
+    return proc.returncode, proc.stdout.strip() or _last_line(proc.stderr)
+
+
+def status(platform: str) -> dict[str, Any]:
+    """What is installed and running, e.g. ``status("linux")["units"]["ssocred.service"]["active"] == "active"``."""
+    sock = socket_protocol.socket_path()
+    files = {}
+    for path, content in rendered(platform).items():
+        same = path.exists() and path.read_text(encoding="utf-8") == content
+        files[str(path)] = "installed" if same else "outdated" if path.exists() else "missing"
+    info: dict[str, Any] = {"platform": platform, "manager": PLATFORMS[platform], "files": files,
+                            "socket": sock, "socket_present": os.path.exists(sock)}
+    if platform == "darwin":
+        rc, out = _ask("launchctl", "print", f"gui/{os.getuid()}/{LABEL}")
+        agent: dict[str, Any] = {"loaded": rc == 0}
+        for line in out.splitlines() if rc == 0 else []:
+            key, sep, value = line.strip().partition(" = ")
+            if sep and key in ("state", "pid") and key not in agent:
+                agent[key] = value
+        info["agent"] = agent
+        info["label"] = LABEL
+    elif shutil.which("systemctl") is None:
+        info["units"] = {u: {"active": "unknown", "enabled": "unknown: systemctl not found"} for u in UNITS}
+    else:
+        info["units"] = {u: {q: _ask(*SYSTEMCTL, f"is-{q}", u)[1] or "unknown" for q in ("active", "enabled")}
+                         for u in UNITS}
+    return info

@@ -1,0 +1,1 @@
+"""Front end: the ``ssocred`` command line (argparse in, one renderer out)."""

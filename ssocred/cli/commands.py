@@ -1,0 +1,324 @@
+"""The use cases behind each CLI command; each returns a Report (data, no secrets).
+
+Example: ``commands.status(argparse.Namespace(json=True))``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from ssocred.cli.render import Report
+from ssocred.errors import ConfigError, ServiceError, SsocredError, UsageError
+from ssocred.model.sso import iso_z
+
+if TYPE_CHECKING:
+    from ssocred.adapters.store import Store
+    from ssocred.model.config import AwsConfig, ResolvedSso
+    from ssocred.model.sso import RoleCredentials
+
+
+def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> ResolvedSso:
+    """The SSO session a command acts on, ``$AWS_PROFILE`` included: ``resolve(cfg, "dev", None).cache_key``."""
+    return cfg.select(profile, sso_session, os.environ.get("AWS_PROFILE"))
+
+
+def _load_config() -> AwsConfig:
+    from ssocred.adapters import config_file
+
+    return config_file.load()
+
+
+def _store() -> Store:
+    from ssocred.adapters.store import Store
+
+    return Store()
+
+
+def login(args: argparse.Namespace) -> Report:
+    """``ssocred login``: interactive login, token into the keyring."""
+    from ssocred.adapters import awscli_cache, signals
+    from ssocred.model.config import region_problem
+    from ssocred.usecases.login import LoginRequest
+    from ssocred.usecases.login import login as do_login
+
+    cfg = _load_config()
+    target = resolve(cfg, args.profile, args.sso_session)
+    problem = region_problem(cfg, target, args.profile or os.environ.get("AWS_PROFILE"))
+    if problem is not None:
+        raise problem
+    store = _store()
+    backend = store.backend_name()
+    req = LoginRequest(
+        key=target.cache_key,
+        start_url=target.start_url,
+        region=target.region,
+        scopes=target.scopes,
+        legacy=target.legacy,
+        use_device_code=args.use_device_code,
+        open_browser=not args.no_browser,
+        timeout=args.timeout,
+    )
+    out = sys.stderr if args.json else sys.stdout
+    result = do_login(req, store, out)
+    token = result.token
+    key = target.cache_key
+    # The opt-in is recorded only once the login succeeded: an interrupted or failed login changes nothing.
+    opted_in = args.export_aws_cli_cache and key not in awscli_cache.exported_sessions()
+    exported = None
+    with signals.held():  # the opt-in and its file, both or neither
+        if opted_in:
+            awscli_cache.set_export(key, True)
+        if key in awscli_cache.exported_sessions():
+            # login() exports what it saves when the session was exported before; not a reused token.
+            fresh = opted_in or result.reused
+            exported = str(awscli_cache.export_token(key, token) if fresh else awscli_cache.token_path(key))
+    note = None
+    if exported is not None and args.export_aws_cli_cache:  # said once: when the export is asked for
+        from ssocred.adapters.notify import read_status
+        from ssocred.adapters.service_manager import installed
+
+        if read_status() is None and not installed():
+            note = ("the exported token is kept fresh only while the ssocred daemon runs; without it the AWS CLI "
+                    f"and SDKs that read it stop working when it expires ({iso_z(token.expires_at)}); "
+                    "to keep it fresh, run: ssocred service install")
+    return Report("login", {
+        "export_note": note,
+        "session": target.cache_key,
+        "flow": result.flow,
+        "reused": result.reused,
+        "expires_at": iso_z(token.expires_at),
+        "expires_in": round(token.remaining(time.time())),
+        "refreshable": token.refreshable(time.time()),
+        "store": backend,
+        "exported": exported,
+    })
+
+
+def logout(args: argparse.Namespace) -> Report:
+    """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
+    from ssocred.adapters import awscli_cache, locks
+    from ssocred.adapters.portal import Portal
+
+    store = _store()
+    configured: set[str] = set()
+    if args.all:
+        stored = store.stored_sessions()
+        configured = _configured_sessions() - stored
+        keys = sorted(stored | configured)
+    else:
+        keys = [resolve(_load_config(), args.profile, args.sso_session).cache_key]
+    done: list[dict[str, Any]] = []
+    for key in keys:
+        entry: dict[str, Any] = {"session": key, "portal_error": None, "was_logged_in": True}
+        token = None
+        try:
+            token = store.load_session(key)
+            entry["was_logged_in"] = token is not None
+        except SsocredError as exc:
+            entry["portal_error"] = f"stored token unreadable ({exc.message})"
+        if token is not None and token.remaining(time.time()) > 0:
+            try:
+                Portal(token.region).logout(token.access_token)
+            except Exception as exc:  # reported, never fatal: the local wipe must still happen
+                entry["portal_error"] = exc.message if isinstance(exc, SsocredError) else type(exc).__name__
+        # Under the session lock: a refresh in flight elsewhere must not save the session back.
+        with locks.held(store.session_lock(key), f"SSO session '{key}'") as lock:
+            store.delete_session(key)
+            locks.remove_held(lock)  # the last step of the hold: the session leaves no lock file
+        locks.discard(store.login_lock(key))
+        awscli_cache.remove_export(key)
+        if key not in configured or entry["was_logged_in"]:
+            done.append(entry)  # a session only named in the config is reported when something was there
+    return Report("logout", {"sessions": done})
+
+
+def _configured_sessions() -> set[str]:
+    """The token cache keys the config names: sso-session names and legacy profiles' start URLs."""
+    try:
+        cfg = _load_config()
+    except ConfigError:
+        return set()
+    legacy = {p.sso_start_url for p in cfg.profiles.values() if p.sso_start_url and not p.sso_session}
+    return set(cfg.sso_sessions) | {url for url in legacy if url}
+
+
+def status(args: argparse.Namespace) -> Report:
+    """``ssocred status``: sessions from the config and the store index; never a secret."""
+    from ssocred.adapters.store import Store, is_placeholder
+
+    try:
+        configured = set(_load_config().sso_sessions)
+    except ConfigError:
+        configured = set()
+    index = Store().index()
+    now = time.time()
+    sessions = []
+    for name in sorted(configured | set(index.sessions)):
+        entry = index.sessions.get(name)
+        if entry is None:
+            sessions.append({"session": name, "logged_in": False, "credentials": []})
+            continue
+        creds = [
+            {"account_id": c.account_id, "role_name": c.role_name,
+             "expiration": iso_z(c.expiration), "expiration_epoch": c.expiration}
+            for c in index.creds if c.session == name and not is_placeholder(c)
+        ]
+        sessions.append({
+            "session": name,
+            "logged_in": True,
+            "expires_at": iso_z(entry.expires_at),
+            "expires_epoch": entry.expires_at,
+            # Saved with the token; an expired client registration or a refusal ends it later without a save.
+            "refreshable": entry.refreshable and entry.rejected_at is None
+            and (entry.registration_expires_at or now) >= now,
+            # The service refused this token (revoked, or logged out elsewhere): only a login helps.
+            "rejected_at": iso_z(entry.rejected_at) if entry.rejected_at else None,
+            "registration_expires_at": iso_z(entry.registration_expires_at)
+            if entry.registration_expires_at else None,
+            # A refresh that has not stored its result: in flight now, or interrupted.
+            "refresh_started_at": iso_z(entry.refresh_started_at) if entry.refresh_started_at else None,
+            "credentials": creds,
+        })
+    from ssocred.adapters.notify import read_status
+
+    return Report("status", {"sessions": sessions, "daemon": read_status()})
+
+
+def import_token(args: argparse.Namespace) -> Report:
+    """``ssocred import``: copy the AWS CLI's cached token into the keyring."""
+    from ssocred.adapters import awscli_cache
+
+    target = resolve(_load_config(), args.profile, args.sso_session)
+    token = awscli_cache.read_token(target.cache_key, target.start_url, target.region)
+    from ssocred.adapters import locks
+
+    store = _store()
+    with locks.held(store.session_lock(target.cache_key), f"SSO session '{target.cache_key}'"):
+        store.save_session(target.cache_key, token)
+    return Report("import", {
+        "session": target.cache_key,
+        "expires_at": iso_z(token.expires_at),
+        "refreshable": token.refreshable(time.time()),
+        "store": store.backend_name(),
+    })
+
+
+def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
+    """Credentials for ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
+
+    The options are checked by the one ``ssocred process`` grammar, so ``env`` and ``exec`` accept
+    and refuse exactly what ``process`` does; messages name this command.
+    """
+    from ssocred.process_args import build
+    from ssocred.usecases.credentials import for_request, role_credentials
+
+    given = (args.profile, args.sso_session, args.account_id, args.role_name)
+    profile = args.profile
+    if all(value is None for value in given):
+        profile = os.environ.get("AWS_PROFILE") or None
+    request = build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
+    role, _may_login = for_request(request)
+    region = _load_config().profile(request.profile).region if request.profile is not None else None
+    return role_credentials(_store(), *role), region
+
+
+def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:
+    """The AWS_* variables for ``creds``: ``credential_env(c, "eu-west-1")["AWS_REGION"]``."""
+    env = {
+        "AWS_ACCESS_KEY_ID": creds.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": creds.secret_access_key,
+        "AWS_SESSION_TOKEN": creds.session_token,
+        "AWS_CREDENTIAL_EXPIRATION": iso_z(creds.expiration),
+    }
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    return env
+
+
+def env(args: argparse.Namespace) -> int:
+    """``ssocred env``: print the credential variables in a shell's syntax."""
+    import json
+    import shlex
+
+    values = credential_env(*_role_credentials(args))
+    if args.format == "json":
+        print(json.dumps(values, indent=2))
+        return 0
+    for key, value in values.items():
+        if args.format == "fish":
+            print(f"set -gx {key} {shlex.quote(value)};")
+        elif args.format == "powershell":
+            quoted = value.replace("'", "''")
+            print(f"$Env:{key} = '{quoted}'")
+        else:
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def exec_command(args: argparse.Namespace) -> int:
+    """``ssocred exec``: replace this process with CMD, credentials in its environment."""
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise UsageError("ssocred exec needs a command", fix="e.g. ssocred exec --profile dev -- aws s3 ls")
+    environ = dict(os.environ)
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        environ.pop(name, None)
+    environ.update(credential_env(*_role_credentials(args)))
+    tokens = sys.modules.get("ssocred.usecases.tokens")  # said now: exec leaves no later moment
+    for line in tokens.unsaved_warnings() if tokens is not None else []:
+        print(f"ssocred: warning: {line}", file=sys.stderr)
+    sys.stdout.flush()
+    try:
+        os.execvpe(cmd[0], cmd, environ)  # noqa: S606 - running the user's command is the point
+    except OSError as exc:
+        from ssocred.model.config_syntax import clean
+
+        print(f"ssocred: cannot run {clean(cmd[0])}: {exc.strerror}", file=sys.stderr)
+        return 127
+    return 0  # not reached
+
+
+def delegated(args: argparse.Namespace) -> int:
+    """Commands with their own parsers are dispatched before argparse; never reached."""
+    raise UsageError(f"ssocred {args.command} could not be started", fix=f"run: ssocred {args.command} --help")
+
+
+def demo(args: argparse.Namespace) -> int:
+    """``ssocred demo``: the end-to-end tour against the embedded emulator."""
+    from ssocred.cli.demo import run
+
+    try:
+        return run(keep=args.keep)
+    except OSError as exc:
+        raise ServiceError(f"the demo failed: {exc}") from None
+
+
+def discover(args: argparse.Namespace) -> Report:
+    """``ssocred discover [--profile MGMT] [--write-config] [--session-name NAME]``."""
+    from ssocred.model.config_syntax import clean
+    from ssocred.model.naming import name_problem
+    from ssocred.usecases import discover as admin_view
+
+    session_name = getattr(args, "session_name", None)
+    if session_name is not None and name_problem(session_name):
+        raise UsageError(f"--session-name {clean(session_name)!r} is not a usable section name",
+                         fix="use letters, digits and . _ - (e.g. --session-name corp)")
+    profile = getattr(args, "profile", None) or os.environ.get("AWS_PROFILE") or None
+    return Report("discover", admin_view.run(profile, session_name, getattr(args, "write_config", False)))
+
+
+def doctor(args: argparse.Namespace) -> int:
+    """``ssocred doctor [--profile P | --sso-session S] [--json]``: prints the checks, returns the exit code."""
+    from ssocred.cli.render import render
+    from ssocred.usecases.doctor.run import diagnose
+
+    data = diagnose(args.profile, args.sso_session)
+    render(Report("doctor", data), as_json=args.json, out=sys.stdout)
+    code: int = data["exit_code"]
+    return code

@@ -1,0 +1,1 @@
+"""Front end: the long-running daemon (scheduler jobs and the Unix socket server)."""

@@ -1,0 +1,138 @@
+"""``ssocred daemon``: keeps SSO tokens fresh, pre-fetches recently used role credentials, serves the socket.
+
+It runs in the foreground under a service manager (systemd ``Type=notify`` with a watchdog, or
+launchd); the work itself is in ``ssocred.daemon.jobs``.
+Example: ``ssocred daemon --log-dir`` or ``main(["--no-socket", "--log-file", "/tmp/daemon.log"])``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from ssocred.adapters import logs, notify
+from ssocred.adapters.notify import read_status
+from ssocred.cliargs import Parser
+from ssocred.daemon.jobs import Daemon, Options, malloc_call
+from ssocred.errors import EXIT_CONFIG, SsocredError
+from ssocred.model import schedule
+
+__all__ = ["Daemon", "Options", "main", "read_status"]
+
+log = logging.getLogger("ssocred.daemon")
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ssocred daemon`` options: ``build_parser().parse_args(["--no-socket"])``."""
+    p = Parser(
+        prog="ssocred daemon",
+        description="Keep SSO tokens fresh, pre-fetch recently used role credentials and answer "
+        "`ssocred process` over a Unix socket. Runs in the foreground; a service manager supervises it.",
+    )
+    d = Options()
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--log-file", type=Path, metavar="PATH", help="log to a rotating file (default: stderr)")
+    where.add_argument("--log-dir", nargs="?", const="", metavar="DIR",
+                       help="log to DIR/daemon.log (DIR defaults to the platform log dir)")
+    p.add_argument("--prefetch-hours", type=float, default=d.prefetch_hours, metavar="H",
+                   help="pre-fetch role credentials used within the last H hours (default 8; 0: never)")
+    p.add_argument("--warn-before", type=schedule.duration, default=d.warn_before, metavar="DURATION",
+                   help="warn when a session ends this soon and cannot be refreshed (default 1h)")
+    p.add_argument("--scan-interval", type=schedule.duration, default=d.scan_interval, metavar="DURATION",
+                   help="look for logins, logouts and newly used roles this often (default 30s)")
+    p.add_argument("--retry-min", type=schedule.duration, default=d.retry_min, metavar="DURATION",
+                   help="first retry after a network or keyring failure (default 30s, then doubling)")
+    p.add_argument("--retry-max", type=schedule.duration, default=d.retry_max, metavar="DURATION",
+                   help="longest retry delay (default 10m)")
+    p.add_argument("--no-socket", action="store_true", help="do not answer `ssocred process` over the socket")
+    p.add_argument("--verbose", action="store_true", help="log debug messages too")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run the daemon until SIGTERM or SIGINT; returns the exit code (5: another daemon runs).
+
+    Example: ``main(["--log-file", "/tmp/daemon.log", "--prefetch-hours", "4"])``
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.scan_interval < 1 or args.retry_min <= 0 or args.retry_max < args.retry_min:
+        parser.error("--scan-interval must be at least 1s, and 0 < --retry-min <= --retry-max")
+    os.umask(0o077)  # the log file, its rotations and the status file: this user's only
+    malloc_call("mallopt", -8, 2)  # M_ARENA_MAX: a heap per thread would keep each worker's garbage
+    log_file: Path | None = args.log_file
+    if args.log_dir is not None:
+        log_file = Path(args.log_dir) / logs.LOG_FILE_NAME if args.log_dir else logs.default_log_file()
+    try:
+        logs.setup(log_file, level=logging.DEBUG if args.verbose else logging.INFO,
+                   private_parent=args.log_dir is not None)
+        lock = notify.acquire_pid_lock()
+    except (OSError, SsocredError) as exc:
+        return _fail(exc, log_file)
+    try:
+        opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max)
+        code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file)
+    finally:
+        notify.release_pid_lock(lock)
+    if not clean:
+        # Worker threads still in a job would hold up the interpreter's exit: leave without them.
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _fail(exc: BaseException, log_file: Path | None) -> int:
+    """One line on stderr (and in the log file, when there is one); the exit code."""
+    if isinstance(exc, SsocredError):
+        line, code = exc.line(), exc.exit_code
+    elif isinstance(exc, ImportError):
+        line, code = (f"this installation lacks the socket server ({exc.name}); reinstall ssocred, "
+                      "or run with --no-socket"), EXIT_CONFIG
+    else:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        line, code = f"cannot open {getattr(exc, 'filename', None) or 'the log file'} ({reason})", EXIT_CONFIG
+    sys.stderr.write(f"ssocred: {line}\n")
+    if log_file is not None and logging.getLogger().handlers:
+        log.error("%s", line)
+    return code
+
+
+def _serve(opts: Options, *, socket: bool, log_file: Path | None) -> tuple[int, bool]:
+    """Run until a signal: (exit code, whether every job finished)."""
+    from ssocred.usecases import tokens
+
+    tokens.serve_refreshes()  # clients ask this process to refresh; it never asks another
+    stop = threading.Event()
+    # SIGHUP too (a closed terminal): its default would end the daemon in the middle of a refresh.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    daemon = Daemon(opts)
+    daemon.start()
+    server = None
+    if socket:
+        try:
+            from ssocred.daemon import server as sockserver
+
+            server = sockserver.start()
+        except (ImportError, SsocredError) as exc:
+            return _fail(exc, log_file), daemon.stop(0)
+    notify.sd_notify("READY=1")
+    log.info("started (pid %d, %s, pre-fetch of roles used within %g h)", os.getpid(),
+             f"socket {server.path}" if server else "no socket", opts.prefetch_hours)
+    while not stop.wait(1.0):
+        pass
+    log.info("stopping")
+    notify.sd_notify("STOPPING=1")
+    if server is not None:
+        server.close()
+    clean = daemon.stop()
+    log.info("stopped")
+    return 0, clean
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

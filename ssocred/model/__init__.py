@@ -1,0 +1,1 @@
+"""The pure model: SSO tokens and credentials, config resolution, naming, schedules; no I/O."""

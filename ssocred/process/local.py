@@ -1,0 +1,85 @@
+"""``ssocred process``: the credential_process entry point, kept small and light to import.
+
+Usage in ``~/.aws/config``::
+
+    [profile dev]
+    credential_process = ssocred process --sso-session corp --account-id 111122223333 --role-name Dev
+
+Example: ``main(["--profile", "dev"])`` prints the credential_process JSON and returns 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ssocred.adapters.store import Store
+    from ssocred.process_args import Request
+
+
+def resolve(request: Request) -> str:
+    """The stdout text for the requested role: ``output`` of its credentials."""
+    from ssocred.adapters.keyring_io import use_remembered_backend
+    from ssocred.adapters.store import Store
+    from ssocred.errors import LoginRequired
+    from ssocred.model.sso import process_text
+    from ssocred.usecases.credentials import for_request, role_credentials
+
+    role, may_login = for_request(request)
+    use_remembered_backend()
+    store = Store()
+    try:
+        creds = role_credentials(store, *role)
+    except LoginRequired:
+        if not may_login:
+            raise
+        _login_on_tty(store, role[0])
+        creds = role_credentials(store, *role)
+    return process_text(creds)
+
+
+def _login_on_tty(store: Store, session: str) -> None:
+    """Run the login with its prompts on /dev/tty: botocore captures stderr on success."""
+    from ssocred.adapters import config_file
+    from ssocred.model.config import region_problem
+    from ssocred.usecases.login import LoginRequest, login
+    from ssocred.usecases.tokens import login_required
+
+    cfg = config_file.load()
+    t = cfg.resolve_session(session)
+    problem = region_problem(cfg, t, None)
+    if problem is not None:
+        raise problem
+    try:
+        tty = open("/dev/tty", "w")  # noqa: SIM115 - closed below
+    except OSError:
+        raise login_required(session, "needs a login and there is no terminal for it") from None
+    with tty:
+        login(LoginRequest(key=session, start_url=t.start_url, region=t.region, scopes=t.scopes), store, tty)
+
+
+def main(argv: list[str]) -> int:
+    """Run ``ssocred process``; one line on stderr and a documented exit code on failure."""
+    from ssocred.errors import EXIT_INTERRUPTED, SsocredError
+    from ssocred.process_args import USAGE, parse
+
+    try:
+        request = parse(argv)
+        if request.help:
+            sys.stdout.write(USAGE)
+            return 0
+        text = resolve(request)
+    except SsocredError as exc:
+        sys.stderr.write(exc.stderr_line())
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("ssocred: interrupted\n")
+        return EXIT_INTERRUPTED
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    tokens = sys.modules.get("ssocred.usecases.tokens")  # only a refresh can leave something unsaved
+    if tokens is not None:
+        for line in tokens.unsaved_warnings():
+            sys.stderr.write(f"ssocred: warning: {line}\n")
+    return 0

@@ -1,0 +1,1 @@
+"""Use cases: what ssocred does, through the adapters; values in, data out."""
