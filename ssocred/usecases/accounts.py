@@ -71,21 +71,13 @@ def walk(store: Store, session: str, *, max_workers: int = 16, rate: float = 200
          label: str = "Listing roles") -> Walk:
     """List every account and its roles for ``session``; a progress bar is drawn on a terminal."""
     from ssocred.adapters.portal import Portal, TokenRejected
-    from ssocred.usecases.tokens import fresh_token, login_required, refresh
+    from ssocred.usecases.credentials import with_accepted_token
+    from ssocred.usecases.tokens import fresh_token, login_required
 
     token = fresh_token(store, session)
     limit = RateLimit(rate)
     portal = Portal(token.region, pace=limit, pool=max_workers)
-    try:
-        accounts = portal.accounts(token.access_token)
-    except TokenRejected:
-        if not token.refreshable(time.time()):
-            raise login_required(session, "was rejected by the portal (expired or revoked)") from None
-        token = refresh(store, session, seen=token, force=True)
-        try:
-            accounts = portal.accounts(token.access_token)
-        except TokenRejected:
-            raise login_required(session, "was rejected by the portal (expired or revoked)") from None
+    accounts, token = with_accepted_token(store, session, token, lambda t: (portal.accounts(t.access_token), t))
     try:
         listed = _roles(portal, token.access_token, accounts, max_workers, label)
     except TokenRejected:

@@ -6,7 +6,8 @@ Example: ``role_credentials(Store(), "corp", "111122223333", "ReadOnly").access_
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from ssocred.errors import LoginRequired, StoreError, UsageError
 from ssocred.model.sso import RoleCredentials, Token, credentials_fresh
@@ -21,42 +22,54 @@ if TYPE_CHECKING:
 #: ``(session, account id, role name)``.
 Role = tuple[str, str, str]
 
-def cached(store: Store, session: str, account: str, role: str) -> RoleCredentials | None:
-    """Cached credentials that may still be handed out, without taking any lock."""
+#: What the use cases read the time from: ``time.time``, or a test's own clock (as botocore's ``time_fetcher``).
+Clock = Callable[[], float]
+
+
+def cached(store: Store, session: str, account: str, role: str, *, clock: Clock = time.time) -> RoleCredentials | None:
+    """Cached credentials that may still be handed out, without taking any lock.
+
+    Example: ``cached(store, "corp", "111122223333", "Admin", clock=lambda: time.time() + 3600)`` is None
+    for credentials that end within the hour.
+    """
     creds = store.load_creds(session, account, role)
-    if creds is not None and credentials_fresh(creds, time.time()):
+    if creds is not None and credentials_fresh(creds, clock()):
         return creds
     return None
 
+
+T = TypeVar("T")
 
 #: A cache hit records its use at most this often (the daemon pre-fetches roles in use).
 USE_RECORD_INTERVAL = 600.0
 
 
-def role_credentials(store: Store, session: str, account: str, role: str) -> RoleCredentials:
+def role_credentials(store: Store, session: str, account: str, role: str, *,
+                     clock: Clock = time.time) -> RoleCredentials:
     """Fresh credentials for ``role`` in ``account``: the cache, else one fetch across all processes."""
-    hit = cached(store, session, account, role)
+    hit = cached(store, session, account, role, clock=clock)
     if hit is None:
-        return fetch(store, session, account, role)
-    record_use(store, session, account, role)
+        return fetch(store, session, account, role, clock=clock)
+    record_use(store, session, account, role, clock=clock)
     return hit
 
 
-def record_use(store: Store, session: str, account: str, role: str) -> None:
+def record_use(store: Store, session: str, account: str, role: str, *, clock: Clock = time.time) -> None:
     """Note a request for the daemon's pre-fetch, at most every USE_RECORD_INTERVAL; never fails.
 
     Example: ``record_use(store, "corp", "111122223333", "ReadOnly")`` after a cache hit.
     """
     try:
         entry = store.index().find_creds(session, account, role)
-        if entry is None or time.time() - entry.last_requested_at > USE_RECORD_INTERVAL:
+        if entry is None or clock() - entry.last_requested_at > USE_RECORD_INTERVAL:
             store.touch_creds(session, account, role)
     except StoreError:
         pass  # bookkeeping for the pre-fetch must never fail a credential lookup
 
 
 def fetch(
-    store: Store, session: str, account: str, role: str, *, force: bool = False, requested: bool = True
+    store: Store, session: str, account: str, role: str, *, force: bool = False, requested: bool = True,
+    clock: Clock = time.time,
 ) -> RoleCredentials:
     """Fetch under the role lock; a caller that finds fresh credentials after the wait uses them.
 
@@ -68,10 +81,10 @@ def fetch(
     with locks.held(lock, f"role '{role}' in {account}"):
         try:
             if not force:
-                hit = cached(store, session, account, role)
+                hit = cached(store, session, account, role, clock=clock)
                 if hit is not None:
                     return hit
-            creds = _fetch_locked(store, session, account, role)
+            creds = _fetch_locked(store, session, account, role, clock)
             try:
                 store.save_creds(session, account, role, creds, requested=requested)
             except StoreError:
@@ -95,32 +108,47 @@ def _drop_lock_file_if_uncached(store: Store, lock: Lock, session: str, account:
         pass  # bookkeeping: the sweep removes what is left
 
 
-def _fetch_locked(store: Store, session: str, account: str, role: str) -> RoleCredentials:
-    from ssocred.adapters.portal import Portal, TokenRejected
-    from ssocred.usecases.tokens import fresh_token, refresh
+def _fetch_locked(store: Store, session: str, account: str, role: str, clock: Clock) -> RoleCredentials:
+    from ssocred.adapters.portal import Portal
+    from ssocred.usecases.tokens import fresh_token
 
-    token = fresh_token(store, session)
+    token = fresh_token(store, session, clock=clock)
     portal = Portal(token.region)
+    return with_accepted_token(store, session, token, lambda t: portal.role_credentials(t.access_token, account, role),
+                               clock=clock)
+
+
+def with_accepted_token(store: Store, session: str, token: Token, call: Callable[[Token], T], *,
+                        clock: Clock = time.time) -> T:
+    """``call(token)``; should the portal reject the token, one forced refresh and one more try.
+
+    The one place that turns "token rejected" into "refresh once, retry": the portal no longer
+    accepts a token that was revoked, or one a clock skew let expire. A second rejection (or a
+    token that cannot be refreshed) is recorded for ``status`` and raised as LoginRequired.
+    Example: ``with_accepted_token(store, "corp", token, lambda t: portal.accounts(t.access_token))``
+    """
+    from ssocred.adapters.portal import TokenRejected
+    from ssocred.usecases.tokens import refresh
+
     try:
-        return portal.role_credentials(token.access_token, account, role)
+        return call(token)
     except TokenRejected:
         pass
-    # The portal no longer accepts the token (revoked, or a clock skew): one forced refresh, then give up.
-    if not token.refreshable(time.time()):
-        raise _rejected(store, session, token)
-    token = refresh(store, session, seen=token, force=True)
+    if not token.refreshable(clock()):
+        raise _rejected(store, session, token, clock)
+    token = refresh(store, session, seen=token, force=True, clock=clock)
     try:
-        return portal.role_credentials(token.access_token, account, role)
+        return call(token)
     except TokenRejected:
-        raise _rejected(store, session, token) from None
+        raise _rejected(store, session, token, clock) from None
 
 
-def _rejected(store: Store, session: str, token: Token) -> LoginRequired:
+def _rejected(store: Store, session: str, token: Token, clock: Clock) -> LoginRequired:
     """Record in the index that the portal refused ``token`` (``status`` shows it), and the error to raise."""
     from ssocred.usecases.tokens import login_required
 
     try:
-        store.mark_rejected(session, token, time.time())
+        store.mark_rejected(session, token, clock())
     except StoreError:
         pass  # the index only explains; the caller's answer is the error below
     return login_required(session, "was rejected by the portal (expired or revoked)")
