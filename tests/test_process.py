@@ -292,7 +292,8 @@ def test_env_and_exec(sso: RunningEmulator) -> None:
     data = json.loads(run("env", "--profile", "dev", "--format", "json").stdout)
     assert data["AWS_SESSION_TOKEN"] == creds["SessionToken"]
     assert "set -gx AWS_SECRET_ACCESS_KEY" in run("env", "--profile", "dev", "--format", "fish").stdout
-    assert "$Env:AWS_ACCESS_KEY_ID = '" in run("env", "--profile", "dev", "--format", "powershell").stdout
+    powershell = run("env", "--profile", "dev", "--format", "powershell").stdout
+    assert f'$Env:AWS_ACCESS_KEY_ID="{creds["AccessKeyId"]}"' in powershell  # as the AWS CLI writes it
     code = (
         "import os, sys; print(os.environ['AWS_ACCESS_KEY_ID']); "
         "sys.exit(0 if 'AWS_PROFILE' not in os.environ else 9)"

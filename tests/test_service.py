@@ -595,7 +595,7 @@ def test_bash_completion_parses_and_completes(tmp_path: Path) -> None:
     assert _bash_complete(config, "ssocred", "service", "") == ["install", "uninstall", "status"]
     assert _bash_complete(config, "ssocred", "login", "--profile", "") == ["default", "dev", "prod"]
     assert _bash_complete(config, "ssocred", "env", "--sso-session", "") == ["corp"]
-    assert _bash_complete(config, "ssocred", "env", "--format", "p") == ["powershell"]
+    assert _bash_complete(config, "ssocred", "env", "--format", "p") == ["powershell", "process"]
     assert "populate" in _bash_complete(config, "ssocred", "configure", "")
     assert _bash_complete(config, "ssocred", "configure", "--region", "eu-west-1", "p") == ["populate"]
     assert _bash_complete(config, "ssocred", "configure", "populate", "--sso-session", "") == ["corp"]

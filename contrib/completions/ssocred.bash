@@ -22,7 +22,7 @@ _ssocred_reply() {
 
 _ssocred() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD - 1]}"
-    local commands="login logout status import process env exec accounts configure whoami discover doctor emulator demo
+    local commands="login logout status import process env exec console accounts configure whoami discover doctor emulator demo
         daemon service"
     local cmd="" cmd_at=0 i
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -56,7 +56,7 @@ _ssocred() {
     case "$prev" in
         --profile) _ssocred_reply "$(_ssocred_sections profile)" "$cur"; return 0 ;;
         --sso-session) _ssocred_reply "$(_ssocred_sections sso-session)" "$cur"; return 0 ;;
-        --format) _ssocred_reply $'sh\nfish\npowershell\njson' "$cur"; return 0 ;;
+        --format) _ssocred_reply $'sh\nfish\njson\nenv\nenv-no-export\npowershell\nwindows-cmd\nprocess' "$cur"; return 0 ;;
         --output) _ssocred_reply $'json\nyaml\nyaml-stream\ntext\ntable' "$cur"; return 0 ;;
         --directory) _ssocred_reply "$(compgen -f -- "$cur")" "$cur"; return 0 ;;
         --account-id | --role-name | --timeout | --port | --accounts | --roles | --token-ttl | --cred-ttl | \
@@ -75,6 +75,7 @@ _ssocred() {
         process) opts="--profile --sso-session --account-id --role-name --login" ;;
         env) opts="--profile --sso-session --account-id --role-name --format" ;;
         exec) opts="--profile --sso-session --account-id --role-name --" ;;
+        console) opts="--profile --sso-session --account-id --role-name --print --destination --region" ;;
         emulator) opts="--port --accounts --roles --directory --token-ttl --cred-ttl --registration-ttl --device-ttl
             --code-ttl --no-rotate --approve-after-polls --manual-approve --fail-rate --throttle-rate --latency-ms
             --seed --verbose" ;;

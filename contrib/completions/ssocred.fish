@@ -33,10 +33,10 @@ function __ssocred_populate
     __fish_seen_subcommand_from configure; and __fish_seen_subcommand_from populate
 end
 
-set -l commands login logout status import process env exec accounts configure whoami discover doctor emulator demo \
+set -l commands login logout status import process env exec console accounts configure whoami discover doctor emulator demo \
     daemon service
 set -l selector login logout import accounts doctor
-set -l target process env exec
+set -l target process env exec console
 
 complete -c ssocred -f
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -l help -d 'show help'
@@ -48,6 +48,7 @@ complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a import -d 
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a process -d 'role credentials for credential_process'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a env -d 'role credentials as shell variables'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a exec -d 'run a command with role credentials'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a console -d 'open the AWS console as the role'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a accounts -d 'accounts and roles you can use'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a configure -d 'set up an SSO session and profiles'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a whoami -d 'who the credentials belong to (STS)'
@@ -78,7 +79,10 @@ complete -c ssocred -n "__fish_seen_subcommand_from login" -l timeout -x -d 'giv
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l export-aws-cli-cache -d 'also keep the token in ~/.aws/sso/cache'
 complete -c ssocred -n "__fish_seen_subcommand_from logout" -l all -d 'every stored session'
 complete -c ssocred -n "__fish_seen_subcommand_from process" -l login -d 'log in when needed (prompts on /dev/tty)'
-complete -c ssocred -n "__fish_seen_subcommand_from env" -l format -x -a 'sh fish powershell json' -d 'output syntax'
+complete -c ssocred -n "__fish_seen_subcommand_from console" -l print -d 'print the sign-in link'
+complete -c ssocred -n "__fish_seen_subcommand_from console" -l destination -x -d 'the console page to open'
+complete -c ssocred -n "__fish_seen_subcommand_from console" -l region -x -d 'the console region'
+complete -c ssocred -n "__fish_seen_subcommand_from env" -l format -x -a 'sh fish json env env-no-export powershell windows-cmd process' -d 'output syntax'
 complete -c ssocred -n "__fish_seen_subcommand_from demo" -l keep -d 'keep the throw-away directory'
 complete -c ssocred -n "__fish_seen_subcommand_from discover" -l write-config -d 'add its [sso-session] to ~/.aws/config'
 complete -c ssocred -n "__fish_seen_subcommand_from discover" -l session-name -x -d 'name of the written [sso-session]'

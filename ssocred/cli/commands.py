@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ssocred.adapters.store import Store
     from ssocred.model.config import AwsConfig, ResolvedSso
     from ssocred.model.sso import RoleCredentials
+    from ssocred.usecases.credentials import Role
 
 
 def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> ResolvedSso:
@@ -207,14 +208,14 @@ def import_token(args: argparse.Namespace) -> Report:
     })
 
 
-def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
-    """Credentials for ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
+def _target(args: argparse.Namespace) -> tuple[Role, str | None]:
+    """The role of ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
 
-    The options are checked by the one ``ssocred process`` grammar, so ``env`` and ``exec`` accept
-    and refuse exactly what ``process`` does; messages name this command.
+    The options are checked by the one ``ssocred process`` grammar, so ``env``, ``exec`` and
+    ``console`` accept and refuse exactly what ``process`` does; messages name this command.
     """
     from ssocred.process_args import build
-    from ssocred.usecases.credentials import for_request, role_credentials
+    from ssocred.usecases.credentials import for_request
 
     given = (args.profile, args.sso_session, args.account_id, args.role_name)
     profile = args.profile
@@ -223,6 +224,14 @@ def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | 
     request = build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
     role, _may_login = for_request(request)
     region = _load_config().profile(request.profile).region if request.profile is not None else None
+    return role, region
+
+
+def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
+    """Credentials for the command's target, and the profile's region."""
+    from ssocred.usecases.credentials import role_credentials
+
+    role, region = _target(args)
     return role_credentials(_store(), *role), region
 
 
@@ -240,23 +249,48 @@ def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]
 
 
 def env(args: argparse.Namespace) -> int:
-    """``ssocred env``: print the credential variables in a shell's syntax."""
-    import json
-    import shlex
+    """``ssocred env``: print the credentials in a shell's syntax, or as the AWS CLI's export-credentials does."""
+    from ssocred.cli.render import env_text
 
-    values = credential_env(*_role_credentials(args))
-    if args.format == "json":
-        print(json.dumps(values, indent=2))
-        return 0
-    for key, value in values.items():
-        if args.format == "fish":
-            print(f"set -gx {key} {shlex.quote(value)};")
-        elif args.format == "powershell":
-            quoted = value.replace("'", "''")
-            print(f"$Env:{key} = '{quoted}'")
-        else:
-            print(f"export {key}={shlex.quote(value)}")
+    creds, region = _role_credentials(args)
+    sys.stdout.write(env_text(args.format, credential_env(creds, region), creds))
     return 0
+
+
+def console(args: argparse.Namespace) -> int:
+    """``ssocred console``: open the AWS console signed in as the role (``--print``: print the URL only)."""
+    from ssocred.usecases.console import console_url
+    from ssocred.usecases.login import browser_reachable
+
+    role, region = _target(args)
+    region = args.region or region or _sso_region(role[0])
+    url = console_url(_store(), role, region, args.destination)
+    reachable, why = browser_reachable(os.environ)
+    if not args.print and reachable and _open_browser(url):
+        print(f"Opened the AWS console for {role[2]} in {role[1]} (the link works for 15 minutes).", file=sys.stderr)
+        return 0
+    if not args.print:
+        print(f"ssocred: no browser to open ({why or 'it did not start'}); open this link within 15 minutes:",
+              file=sys.stderr)
+    print(url)
+    return 0
+
+
+def _sso_region(session: str) -> str:
+    """The SSO region of ``session``: the console's region when neither --region nor the profile names one."""
+    found = _load_config().sso_sessions.get(session)
+    if found is None or not found.region:
+        raise UsageError("no region for the console", fix="pass --region, e.g. --region eu-west-1")
+    return found.region
+
+
+def _open_browser(url: str) -> bool:
+    import webbrowser
+
+    try:
+        return webbrowser.open_new_tab(url)
+    except webbrowser.Error:
+        return False
 
 
 def exec_command(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ssocred import __version__
-from ssocred.cli.render import render
+from ssocred.cli.render import ENV_FORMATS, render
 from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_INTERRUPTED, SsocredError
 
@@ -93,14 +93,26 @@ def build_parser() -> argparse.ArgumentParser:
             "Print AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN and "
             "AWS_CREDENTIAL_EXPIRATION for a profile, e.g. eval \"$(ssocred env --profile dev)\".")
     _target(p)
-    p.add_argument("--format", choices=("sh", "fish", "powershell", "json"), default="sh",
-                   help="output syntax (default: sh)")
+    p.add_argument("--format", choices=ENV_FORMATS, default="sh",
+                   help="sh, fish or json (with the profile's region; default sh), or an AWS CLI "
+                   "`configure export-credentials` format: env, env-no-export, powershell, windows-cmd, process")
 
     p = add("exec", commands.exec_command, "run a command with a profile's role credentials in its environment",
             "Run CMD with the AWS_* credential variables set; its exit code is passed through. "
             "Example: ssocred exec --profile dev -- terraform plan")
     _target(p)
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ARGS...")
+
+    p = add("console", commands.console, "open the AWS console signed in as a profile's role",
+            "Sign in to the AWS console with the role's credentials (the federation endpoint's "
+            "getSigninToken, then its login URL) and open it in the browser ($BROWSER is honoured); "
+            "on a machine without a browser, or with --print, print the link instead. The link holds a "
+            "sign-in token valid for 15 minutes: treat it as a secret. AWS_ENDPOINT_URL_SIGNIN overrides "
+            "the federation endpoint (its base URL; /federation is appended).")
+    _target(p)
+    p.add_argument("--print", action="store_true", help="print the sign-in link instead of opening a browser")
+    p.add_argument("--destination", metavar="URL", help="the console page to open (default: the console home)")
+    p.add_argument("--region", metavar="R", help="the console's region (default: the profile's, else the SSO region)")
 
     p = add("accounts", _accounts, "list the accounts and roles you can use",
             "Every account of an SSO session and the roles (permission sets) you can use in it "

@@ -5,14 +5,18 @@ Example: ``render(Report("status", {"sessions": []}), as_json=True, out=sys.stdo
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ssocred.model.config_syntax import clean
 from ssocred.model.timefmt import duration
+
+if TYPE_CHECKING:
+    from ssocred.model.sso import RoleCredentials
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,39 @@ def _imported(d: dict[str, Any]) -> str:
     return (f"Imported the AWS CLI token for '{d['session']}' (expires {d['expires_at']}, "
             + ("refreshable" if d["refreshable"] else "not refreshable") + f") into {d['store']}.")
 
+
+
+#: ``ssocred env --format``: ssocred's own (``sh``, ``fish``, ``json``: with the profile's region), then
+#: the AWS CLI v2 ``configure export-credentials`` formats, byte for byte (credentials only).
+ENV_FORMATS = ("sh", "fish", "json", "env", "env-no-export", "powershell", "windows-cmd", "process")
+#: The AWS CLI's per-line formats: ``export-credentials --format env`` prints ``export AWS_ACCESS_KEY_ID=...``.
+_AWS_CLI_LINES = {"env": "export {}={}", "env-no-export": "{}={}", "powershell": '$Env:{}="{}"',
+                  "windows-cmd": "set {}={}"}
+
+
+def env_text(fmt: str, values: dict[str, str], creds: RoleCredentials) -> str:
+    """``ssocred env`` output: ``env_text("sh", credential_env(c, None), c)`` is ``export AWS_ACCESS_KEY_ID=...``.
+
+    ``values`` are ssocred's variables (region included); the AWS CLI formats show ``creds`` as the
+    AWS CLI shows credentials it resolved, its expiry written by ``datetime.isoformat()``.
+    """
+    import shlex
+
+    if fmt == "json":
+        return json.dumps(values, indent=2) + "\n"
+    if fmt == "sh":
+        return "".join(f"export {key}={shlex.quote(value)}\n" for key, value in values.items())
+    if fmt == "fish":
+        return "".join(f"set -gx {key} {shlex.quote(value)};\n" for key, value in values.items())
+    expiry = datetime.datetime.fromtimestamp(int(creds.expiration), tz=datetime.timezone.utc).isoformat()
+    if fmt == "process":
+        shown = {"Version": 1, "AccessKeyId": creds.access_key_id, "SecretAccessKey": creds.secret_access_key,
+                 "SessionToken": creds.session_token, "Expiration": expiry}
+        return json.dumps(shown, indent=2, separators=(",", ": ")) + "\n"
+    line = _AWS_CLI_LINES[fmt]
+    pairs = (("AWS_ACCESS_KEY_ID", creds.access_key_id), ("AWS_SECRET_ACCESS_KEY", creds.secret_access_key),
+             ("AWS_SESSION_TOKEN", creds.session_token), ("AWS_CREDENTIAL_EXPIRATION", expiry))
+    return "".join(line.format(key, value) + "\n" for key, value in pairs)
 
 
 def render(result: Report, *, as_json: bool, out: TextIO) -> None:

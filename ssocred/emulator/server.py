@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
-from ssocred.emulator import authorize, control, errors, oidc, portal, sts
+from ssocred.emulator import authorize, control, errors, federation, oidc, portal, sts
 from ssocred.emulator.directory import Directory, generate, seeded
 from ssocred.emulator.settings import Settings
 from ssocred.emulator.state import State
@@ -43,6 +43,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/device"): Route(None, "page", authorize.device_page),
     ("POST", "/device"): Route(None, "page", authorize.device_decision),
     ("GET", "/federation/credentials"): Route("GetRoleCredentials", "portal", portal.get_role_credentials),
+    ("GET", "/federation"): Route("Federation", "page", federation.federation),
     ("GET", "/assignment/accounts"): Route("ListAccounts", "portal", portal.list_accounts),
     ("GET", "/assignment/roles"): Route("ListAccountRoles", "portal", portal.list_account_roles),
     ("POST", "/logout"): Route("Logout", "portal", portal.logout),

@@ -26,6 +26,7 @@ OPERATIONS = (
     "ListAccountRoles",
     "Logout",
     "GetCallerIdentity",
+    "Federation",
 )
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_KEYS = {
@@ -120,6 +121,7 @@ class IssuedKey:
     role_name: str
     session_token: str
     expires_at: int
+    secret_access_key: str = ""
 
 
 @dataclass
@@ -164,6 +166,8 @@ class State:
         self.access_tokens: dict[str, AccessToken] = {}
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.keys: dict[str, IssuedKey] = {}
+        #: Sign-in tokens of the federation endpoint: token -> (access key id, valid until).
+        self.signin_tokens: dict[str, tuple[str, float]] = {}
         self.in_flight = 0
         #: Requests being answered right now, by operation (tests time signals to them).
         self.in_flight_now: dict[str, int] = {}
@@ -236,11 +240,12 @@ class State:
         """Mint role credentials and remember the key for STS."""
         key_id = "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
         session_token = secrets.token_urlsafe(264)
+        secret = secrets.token_urlsafe(30)[:40]
         expires_at = math.ceil(self.now()) + self.settings.cred_ttl
-        self.keys[key_id] = IssuedKey(account_id, role_name, session_token, expires_at)
+        self.keys[key_id] = IssuedKey(account_id, role_name, session_token, expires_at, secret)
         return {
             "accessKeyId": key_id,
-            "secretAccessKey": secrets.token_urlsafe(30)[:40],
+            "secretAccessKey": secret,
             "sessionToken": session_token,
             "expiration": expires_at * 1000,
         }
