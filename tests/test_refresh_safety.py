@@ -29,8 +29,10 @@ pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as 
 
 #: Sessions refreshed at once in each signal round.
 PARALLEL = 10
-#: Long enough that ten processes starting on a small machine all have their request in flight.
+#: Long enough for one caller's refresh request to be caught in flight.
 SLOW_MS = 2500
+#: Ten callers start over several seconds on a loaded machine: every refresh must still be in flight at the signal.
+PARALLEL_SLOW_MS = 8000
 
 
 def _argv(session: str) -> list[str]:
@@ -126,7 +128,7 @@ def _caller_with_refresh_in_flight(emu: RunningEmulator, session: str) -> tuple[
                          ids=["SIGINT", "SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_signal_while_the_refresh_is_in_flight_loses_no_session(
         sso: RunningEmulator, many_sessions: list[str], sig: signal.Signals) -> None:
-    sso.control(latency_ms=SLOW_MS)
+    sso.control(latency_ms=PARALLEL_SLOW_MS)
     procs = [subprocess.Popen(_argv(name), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               start_new_session=True) for name in many_sessions]
     try:
