@@ -137,8 +137,9 @@ def body_kind(headers: Mapping[str, str], body: object) -> str:
 def invoke(client_: Any, op: str, *, expect: Mapping[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
     """Call ``op`` with retries inside ``budget()``; the answer must hold ``expect`` (name: type, nested).
 
-    Transport failures become one-line ServiceErrors; service errors (botocore ClientError)
-    propagate for the adapter to translate, after any retry they deserved.
+    Transport failures and answers that did not come from the service (``foreign_answer``) become
+    one-line ServiceErrors; the service's own errors (botocore ClientError) propagate for the
+    adapter to translate, after any retry they deserved.
     Example: ``invoke(c, "create_token", expect={"accessToken": str, "expiresIn": int}, **params)``
     """
     from botocore.exceptions import ClientError
@@ -154,6 +155,9 @@ def invoke(client_: Any, op: str, *, expect: Mapping[str, Any] | None = None, **
             result: dict[str, Any] = getattr(client_, op)(**kwargs)
             break
         except ClientError as exc:
+            foreign = foreign_answer(exc, service)
+            if foreign is not None:
+                raise foreign from None  # a proxy's or portal's page: trying again changes nothing
             if attempt >= limit or not retryable(exc) or not _pause(attempt, deadline):
                 raise
         except Exception as exc:

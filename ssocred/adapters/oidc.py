@@ -76,9 +76,6 @@ class Oidc:
         try:
             return aws.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:
-            foreign = aws.foreign_answer(exc, "sso-oidc")
-            if foreign is not None:
-                raise foreign from None
             code = aws.error_code(exc) or "Unknown"
             if code in _HANDLED:
                 raise OAuthError(code) from None

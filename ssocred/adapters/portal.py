@@ -59,9 +59,6 @@ class Portal:
         try:
             return aws.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:
-            foreign = aws.foreign_answer(exc, "sso")
-            if foreign is not None:
-                raise foreign from None
             code = aws.error_code(exc) or "Unknown"
             if code == "UnauthorizedException":
                 raise TokenRejected() from None

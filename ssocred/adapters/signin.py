@@ -8,6 +8,7 @@ Example: ``login_url(signin_token(creds, "eu-west-1"), "eu-west-1", console_home
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import urllib.error
@@ -30,8 +31,12 @@ _HOSTS = {
 ISSUER = "ssocred"
 
 
+@functools.lru_cache(maxsize=8)
 def partition(region: str) -> str:
-    """``partition("us-gov-west-1") == "aws-us-gov"``; an unknown region counts as ``aws``."""
+    """``partition("us-gov-west-1") == "aws-us-gov"``; an unknown region counts as ``aws``.
+
+    Cached: a boto3 session loads the endpoint data, and one sign-in asks three times.
+    """
     import boto3.session
 
     name: str = boto3.session.Session().get_partition_for_region(region) or "aws"
