@@ -35,7 +35,7 @@ from tests.support.secret_service import PrivateSecretService
 from tests.support.tls import ConnectProxy, PortalLookalike, TestCA
 
 IDS = ["config", "routing", "keyring", "cache", "token", "registration", "ca_bundle", "endpoint", "access", "daemon",
-       "service"]
+       "service", "exports"]
 PORTAL_HOST = f"portal.sso.{REGION}.amazonaws.com"
 LOGIN_FIX = "run: ssocred login --sso-session corp"
 
@@ -103,7 +103,7 @@ def test_a_working_profile_passes_and_prints_no_secret(sso: RunningEmulator) -> 
     assert statuses(data) == {
         "config": "pass", "routing": "pass", "keyring": "pass", "cache": "pass", "token": "pass",
         "registration": "pass", "ca_bundle": "pass", "endpoint": "pass", "access": "pass", "daemon": "warn",
-        "service": "warn",
+        "service": "warn", "exports": "pass",
     }
     c = checks(data)
     assert c["config"]["summary"] == f"profile 'dev' uses sso-session 'corp' ({START_URL}, {REGION})"
@@ -120,7 +120,7 @@ def test_a_working_profile_passes_and_prints_no_secret(sso: RunningEmulator) -> 
     assert re.fullmatch(r"PASS  token        logged in; token valid for .+", lines[5])
     shown = [line for line in lines[1:-1] if not line.startswith("      fix: ")]
     assert [line[6:19].strip() for line in shown] == IDS
-    assert [line[:6].strip() for line in shown] == ["PASS"] * 9 + ["WARN"] * 2
+    assert [line[:6].strip() for line in shown] == ["PASS"] * 9 + ["WARN"] * 2 + ["PASS"]
     assert "      fix: run: ssocred service install (or start ssocred daemon)" in lines
     assert lines[-1] == "no check failed (2 warned)"
 
@@ -495,7 +495,7 @@ def test_access_denied(sso: RunningEmulator, account: str, role: str, summary: s
     assert c["fix"] is not None and "aws sso-admin list-account-assignments" in c["fix"]
     assert "ssocred discover" in c["fix"]
     assert data["exit_code"] == 4
-    assert all(s == "pass" for i, s in statuses(data).items() if i not in ("access", "daemon", "service"))
+    assert all(s == "pass" for i, s in statuses(data).items() if i not in ("access", "daemon", "service", "exports"))
 
 
 # --- 9. daemon and 10. service --------------------------------------------------------------------------

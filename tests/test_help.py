@@ -32,7 +32,7 @@ def reference_rows() -> dict[str, str]:
     for line in section.splitlines():
         cell = re.match(r"\| `ssocred ([^`]*)` \|", line)
         if cell:
-            words = re.match(r"[a-z]+(?: [a-z]+)?", cell.group(1))
+            words = re.match(r"[a-z][a-z-]*(?: [a-z]+)?", cell.group(1))
             assert words is not None
             name = words.group(0) if words.group(0) == "configure populate" else words.group(0).split()[0]
             rows[name] = cell.group(1)
@@ -61,7 +61,7 @@ def commands() -> list[str]:
     """Every command ``ssocred --help`` lists, and ``configure populate``."""
     from ssocred.cli.main import build_parser
 
-    listed = re.findall(r"^    ([a-z]+)\b", build_parser().format_help(), re.M)
+    listed = re.findall(r"^    ([a-z][a-z-]*)\b", build_parser().format_help(), re.M)
     assert "process" in listed
     return [*listed, "configure populate"]
 

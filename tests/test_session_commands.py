@@ -83,6 +83,8 @@ def test_status(sso: RunningEmulator) -> None:
     assert json.loads(r.stdout) == {
         "sessions": [{"session": "corp", "logged_in": False, "credentials": []}],
         "daemon": None,
+        "exports": [],
+        "exports_file": "~/.aws/credentials",
     }
     assert run("login").returncode == 0
     token = Store().load_session("corp")

@@ -227,11 +227,11 @@ def diff(old: str, new: str, shown: str) -> str:
 
 
 def edit(change: Callable[[str, str], tuple[str, T]], *, dry_run: bool = False,
-         path: Path | None = None) -> tuple[str, str, T]:
+         path: Path | None = None, mode: int | None = None) -> tuple[str, str, T]:
     """Apply ``change(text, shown) -> (new_text, result)`` to the config under its lock.
 
     Returns ``(old_text, new_text, result)``. The file is written only when the text changed and
-    not ``dry_run``; an unchanged file is not touched at all.
+    not ``dry_run``; an unchanged file is not touched at all. ``mode`` replaces the file's own.
     """
     from ssocred.adapters import locks
 
@@ -244,7 +244,7 @@ def edit(change: Callable[[str, str], tuple[str, T]], *, dry_run: bool = False,
         new, result = change(old, shown)
         if new != old and not dry_run:
             _validate(new, shown)
-            _write(file, shown, new)
+            _write(file, shown, new, mode)
         return old, new, result
 
 
@@ -276,11 +276,11 @@ def _validate(text: str, shown: str) -> None:
     read_sections(text, shown)
 
 
-def _write(file: Path, shown: str, text: str) -> None:
+def _write(file: Path, shown: str, text: str, mode: int | None = None) -> None:
     from ssocred.adapters.paths import atomic_write
 
     try:
-        mode = file.stat().st_mode & 0o777
+        mode = file.stat().st_mode & 0o777 if mode is None else mode
     except FileNotFoundError:
         mode = 0o600
     try:

@@ -23,6 +23,12 @@ def aws_config_file() -> Path:
     return Path(os.path.expandvars(os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")))
 
 
+def aws_credentials_file() -> Path:
+    """The shared credentials file: ``$AWS_SHARED_CREDENTIALS_FILE`` or ``~/.aws/credentials``."""
+    value = os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"
+    return Path(os.path.expandvars(os.path.expanduser(value)))
+
+
 def aws_sso_cache_dir() -> Path:
     """The AWS CLI token cache, ``~/.aws/sso/cache`` (no variable relocates it)."""
     return Path(os.path.expanduser("~/.aws/sso/cache"))

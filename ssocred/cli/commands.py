@@ -103,6 +103,7 @@ def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
     from ssocred.adapters import awscli_cache, locks
     from ssocred.adapters.portal import Portal
+    from ssocred.usecases import exports
 
     store = _store()
     configured: set[str] = set()
@@ -132,6 +133,7 @@ def logout(args: argparse.Namespace) -> Report:
             locks.remove_held(lock)  # the last step of the hold: the session leaves no lock file
         locks.discard(store.login_lock(key))
         awscli_cache.remove_export(key)
+        entry["exports_removed"] = exports.remove_session(key)
         if key not in configured or entry["was_logged_in"]:
             done.append(entry)  # a session only named in the config is reported when something was there
     return Report("logout", {"sessions": done})
@@ -184,9 +186,17 @@ def status(args: argparse.Namespace) -> Report:
             "refresh_started_at": iso_z(entry.refresh_started_at) if entry.refresh_started_at else None,
             "credentials": creds,
         })
+    from ssocred.adapters import credentials_file
     from ssocred.adapters.notify import read_status
+    from ssocred.adapters.paths import display_path
+    from ssocred.usecases import exports
 
-    return Report("status", {"sessions": sessions, "daemon": read_status()})
+    try:
+        exported = exports.listing()
+    except ConfigError:
+        exported = []  # doctor names an unreadable credentials file; status shows what it can
+    return Report("status", {"sessions": sessions, "daemon": read_status(), "exports": exported,
+                             "exports_file": display_path(credentials_file.path())})
 
 
 def import_token(args: argparse.Namespace) -> Report:

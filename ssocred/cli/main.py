@@ -40,6 +40,12 @@ def _target(p: argparse.ArgumentParser) -> None:
     p.add_argument("--role-name", metavar="R", help="the role (permission set) name")
 
 
+def _credentials_file(args: argparse.Namespace) -> Any:
+    from ssocred.cli.exports import credentials_file
+
+    return credentials_file(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (``ssocred --help``)."""
     from ssocred.cli import commands
@@ -113,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print", action="store_true", help="print the sign-in link instead of opening a browser")
     p.add_argument("--destination", metavar="URL", help="the console page to open (default: the console home)")
     p.add_argument("--region", metavar="R", help="the console's region (default: the profile's, else the SSO region)")
+
+    p = add("credentials-file", _credentials_file,
+            "export a role's credentials to ~/.aws/credentials, kept fresh by the daemon",
+            "For tools that read only ~/.aws/credentials: write the role's credentials as a [NAME] section "
+            "(default NAME: the profile), 0600, atomically, keeping comments and every other section. "
+            "The daemon rewrites the section whenever it pre-fetches new credentials; logout removes it. "
+            "Without a target, list what is exported. $AWS_SHARED_CREDENTIALS_FILE relocates the file.")
+    _target(p)
+    p.add_argument("--as", dest="as_name", metavar="NAME", help="the section's name (default: the profile's)")
+    p.add_argument("--remove", action="store_true", help="remove the exported section --as NAME (or --profile P)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = add("accounts", _accounts, "list the accounts and roles you can use",
             "Every account of an SSO session and the roles (permission sets) you can use in it "

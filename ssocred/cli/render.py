@@ -57,6 +57,8 @@ def _logout(d: dict[str, Any]) -> str:
             continue
         note = f" (portal logout failed: {s['portal_error']})" if s.get("portal_error") else ""
         lines.append(f"Logged out of '{s['session']}'{note}.")
+        if s.get("exports_removed"):
+            lines.append("  removed from the credentials file: " + ", ".join(f"[{n}]" for n in s["exports_removed"]))
     return "\n".join(lines)
 
 
@@ -115,6 +117,8 @@ def _status(d: dict[str, Any]) -> str:
         for c in s["credentials"]:
             c_left = c["expiration_epoch"] - now
             lines.append(f"  {c['account_id']} {c['role_name']}: credentials valid for {duration(c_left)}")
+    if d.get("exports"):
+        lines += [f"exported to {d['exports_file']}:", *_exports(d["exports"])]
     return "\n".join(lines + daemon)
 
 
@@ -342,7 +346,28 @@ def text_doctor(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _exports(items: list[dict[str, Any]]) -> list[str]:
+    return [f"  [{e['name']}] {e['session']} {e['account_id']} {e['role_name']}: "
+            + ("expired" if e["expired"] else f"until {e['expires']}") for e in items]
+
+
+def _credentials_file(d: dict[str, Any]) -> str:
+    if d["action"] == "export":
+        lines = [f"Wrote [{d['name']}] to {d['file']}: credentials of {d['role_name']} in {d['account_id']} "
+                 f"(session {d['session']}), until {d['expires']}; the daemon keeps them fresh while it runs."]
+        if d["shadows_profile"]:
+            lines.append(f"note: SDKs now read [{d['name']}] from {d['file']} before the credential_process of "
+                         f"profile {d['name']}; without a running daemon those keys expire at {d['expires']}.")
+        return "\n".join(lines)
+    if d["action"] == "remove":
+        return f"Removed [{d['name']}]." if d["removed"] else f"No exported section [{d['name']}]; nothing removed."
+    if not d["exports"]:
+        return f"Nothing is exported to {d['file']}."
+    return "\n".join([f"exported to {d['file']}:", *_exports(d["exports"])])
+
+
 _TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
+    "credentials-file": _credentials_file,
     "login": _login,
     "logout": _logout,
     "status": _status,

@@ -126,6 +126,7 @@ class Daemon:
         self._reporter = notify.Reporter()
         self._clock: tuple[float, float] | None = None
         self._scan_error: str | None = None
+        self._export_error: str | None = None
         self._next_sweep = 0.0  # monotonic; the first scan sweeps
         self._status = notify.StatusWriter()
         self._draw = random.Random()  # noqa: S311 - retry jitter, not a secret
@@ -184,16 +185,44 @@ class Daemon:
             self._scan_error = exc.line()
             return
         self._scan_error = None
+        exported = self._exported()
         with self._lock:
             self._sync_sessions(index, clock[1])
-            self._sync_roles(index, clock[1])
+            self._sync_roles(index, clock[1], exported)
             if jump:
                 log.warning("the wall clock moved %+.0f s more than the time elapsed (suspend or clock change); "
                             "checking every session and role now", jump)
                 for job_id in self._jobs:
                     self._plan(job_id, clock[1])
+        if exported:
+            self._sync_exports()
         if clock[0] >= self._next_sweep:
             self._sweep(clock[0])
+
+    def _exported(self) -> set[Role]:
+        """The roles exported to the credentials file (kept fresh whether used or not)."""
+        from ssocred.usecases import exports
+
+        try:
+            roles = exports.roles()
+        except SsocredError as exc:
+            if exc.line() != self._export_error:
+                log.warning("cannot read the credentials file: %s", exc.line())
+            self._export_error = exc.line()
+            return set()
+        self._export_error = None
+        return roles
+
+    def _sync_exports(self) -> None:
+        from ssocred.usecases import exports
+
+        try:
+            names = exports.sync(self.store)
+        except SsocredError as exc:
+            log.warning("could not update the credentials file: %s", logs.REDACTOR.redact(exc.line()))
+            return
+        if names:
+            log.info("credentials file: wrote fresh credentials to %s", ", ".join(f"[{n}]" for n in names))
 
     def _sweep(self, now: float) -> None:
         """Remove what killed writers left in the keyring and the lock dir (every SWEEP_INTERVAL)."""
@@ -231,10 +260,10 @@ class Daemon:
             tokens.forget_unsaved(self.store, job_id[8:])
             log.info("session %s: logged out; no longer refreshed", job_id[8:])
 
-    def _sync_roles(self, index: Index, now: float) -> None:
+    def _sync_roles(self, index: Index, now: float, exported: set[Role]) -> None:
         hours = self.opts.prefetch_hours
-        wanted = {c.key: c for c in index.creds if hours > 0 and c.session in index.sessions
-                  and schedule.recently_requested(c.last_requested_at, now, hours)}
+        wanted = {c.key: c for c in index.creds if c.session in index.sessions and (
+            c.key in exported or (hours > 0 and schedule.recently_requested(c.last_requested_at, now, hours)))}
         for key, entry in wanted.items():
             job_id = _role_id(key)
             work = self._jobs.get(job_id)

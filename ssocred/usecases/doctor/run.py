@@ -19,7 +19,7 @@ from ssocred.errors import (
     EXIT_STORE,
     SsocredError,
 )
-from ssocred.usecases.doctor import local, network, routing
+from ssocred.usecases.doctor import exported, local, network, routing
 from ssocred.usecases.doctor.check import FAIL, Check, Context
 
 #: Every check, in the order it runs and is shown, with the exit code its failure stands for.
@@ -35,6 +35,7 @@ CHECKS: tuple[tuple[str, Callable[[Context], Check], int], ...] = (
     ("access", network.access, EXIT_ACCESS_DENIED),
     ("daemon", local.daemon, EXIT_SERVICE),
     ("service", local.service, EXIT_SERVICE),
+    ("exports", exported.exports, EXIT_CONFIG),
 )
 #: The check ids in order: ``CHECK_IDS[0] == "config"``.
 CHECK_IDS = tuple(check_id for check_id, _, _ in CHECKS)
