@@ -262,3 +262,21 @@ def test_a_role_served_to_containers_counts_as_in_use(
             break
         time.sleep(0.2)
     assert entry.last_requested_at > before + 3000
+
+
+def test_the_daemon_answers_container_requests_that_carry_no_process_arguments(home: Path) -> None:
+    from ssocred.daemon.container import DEFAULT_LISTEN, Endpoint
+    from ssocred.daemon.responder import Responder
+    from ssocred.socket_protocol import PROTOCOL_VERSION, keyring_service
+
+    responder = Responder()
+    endpoint = Endpoint(DEFAULT_LISTEN, responder)
+    responder.ops["container"] = responder.ops["container-revoke"] = endpoint.serve_op
+    endpoint.grants.issue(("corp", ACCOUNT, ROLE))
+    request = {"v": PROTOCOL_VERSION, "op": "container-revoke", "session": "corp", "account": None, "role": None,
+               "service": keyring_service(), "backend": ""}
+    assert responder.answer(json.dumps(request).encode()) == (0, '{"revoked": 1}\n', None)
+    malformed = {**request, "op": "container", "role": ""}
+    code, text, _ = responder.answer(json.dumps(malformed).encode())
+    assert code == 2 and "malformed" in text
+    assert endpoint.address() == DEFAULT_LISTEN  # no grant handed out: nothing listens
