@@ -16,6 +16,11 @@ Wire protocol, version 2 (one connection per request, the daemon checks the peer
   asks the daemon to refresh an SSO token instead (``ssocred.usecases.tokens``); its answer is
   ``{"fingerprint": ...}`` of the token the daemon now holds, or with an exit code
   ``{"message": ..., "fix": ...}``;
+* ``"op": "container"`` with ``"session"``, ``"account"``, ``"role"`` asks the daemon to serve that role
+  on its container credentials endpoint (``ssocred.usecases.container``, ``ssocred.daemon.container``);
+  its answer is ``{"url": ..., "token": ...}`` (the token is a secret: the daemon never logs it), or with
+  an exit code ``{"message": ..., "fix": ...}``. ``"op": "container-revoke"`` with ``"session"`` and
+  ``"account"``/``"role"`` (both null: every role of the session) answers ``{"revoked": <count>}``;
 * reply: any number of ``+`` bytes (the daemon is alive and working: one within 0.1 s of the
   request unless the answer itself comes sooner, then one every 0.25 s), then ``<code>
   <length>\n`` and ``length`` bytes. Code 0: the exact stdout of ``ssocred process``; 1 to 255:

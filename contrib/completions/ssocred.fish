@@ -33,10 +33,10 @@ function __ssocred_populate
     __fish_seen_subcommand_from configure; and __fish_seen_subcommand_from populate
 end
 
-set -l commands login logout status import process env exec console accounts configure whoami discover doctor emulator demo \
+set -l commands login logout status import process env exec console container credentials-file accounts configure whoami discover doctor emulator demo \
     daemon service
 set -l selector login logout import accounts doctor
-set -l target process env exec console
+set -l target process env exec console container credentials-file
 
 complete -c ssocred -f
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -l help -d 'show help'
@@ -49,6 +49,8 @@ complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a process -d
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a env -d 'role credentials as shell variables'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a exec -d 'run a command with role credentials'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a console -d 'open the AWS console as the role'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a container -d 'serve the role to containers (HTTP)'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a credentials-file -d 'export to ~/.aws/credentials'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a accounts -d 'accounts and roles you can use'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a configure -d 'set up an SSO session and profiles'
 complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a whoami -d 'who the credentials belong to (STS)'
@@ -70,7 +72,7 @@ complete -c ssocred -n __ssocred_populate -l sso-session -x -a '(__ssocred_names
     -d 'the sso-session to populate'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l account-id -x -d 'AWS account id'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l role-name -x -d 'role name'
-set -l json login logout status import service accounts configure whoami discover doctor
+set -l json login logout status import service accounts configure whoami discover doctor container credentials-file
 complete -c ssocred -n "__fish_seen_subcommand_from $json" -l json -d 'print JSON'
 
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l use-device-code -d 'use the device code flow'
@@ -82,6 +84,9 @@ complete -c ssocred -n "__fish_seen_subcommand_from process" -l login -d 'log in
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l print -d 'print the sign-in link'
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l destination -x -d 'the console page to open'
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l region -x -d 'the console region'
+complete -c ssocred -n "__fish_seen_subcommand_from container" -l revoke -d "end the role's token at once"
+complete -c ssocred -n "__fish_seen_subcommand_from credentials-file" -l as -x -d 'the section name'
+complete -c ssocred -n "__fish_seen_subcommand_from credentials-file" -l remove -d 'remove the exported section'
 complete -c ssocred -n "__fish_seen_subcommand_from env" -l format -x -a 'sh fish json env env-no-export powershell windows-cmd process' -d 'output syntax'
 complete -c ssocred -n "__fish_seen_subcommand_from demo" -l keep -d 'keep the throw-away directory'
 complete -c ssocred -n "__fish_seen_subcommand_from discover" -l write-config -d 'add its [sso-session] to ~/.aws/config'

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ssocred.adapters.store import Store
     from ssocred.model.config import AwsConfig, ResolvedSso
     from ssocred.model.sso import RoleCredentials
+    from ssocred.process_args import Request
     from ssocred.usecases.credentials import Role
 
 
@@ -103,6 +104,7 @@ def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
     from ssocred.adapters import awscli_cache, locks
     from ssocred.adapters.portal import Portal
+    from ssocred.usecases import container as grants
     from ssocred.usecases import exports
 
     store = _store()
@@ -134,6 +136,7 @@ def logout(args: argparse.Namespace) -> Report:
         locks.discard(store.login_lock(key))
         awscli_cache.remove_export(key)
         entry["exports_removed"] = exports.remove_session(key)
+        grants.revoke_session(key)  # a logged-out session's containers lose their credentials at once
         if key not in configured or entry["was_logged_in"]:
             done.append(entry)  # a session only named in the config is reported when something was there
     return Report("logout", {"sessions": done})
@@ -224,17 +227,23 @@ def _target(args: argparse.Namespace) -> tuple[Role, str | None]:
     The options are checked by the one ``ssocred process`` grammar, so ``env``, ``exec`` and
     ``console`` accept and refuse exactly what ``process`` does; messages name this command.
     """
-    from ssocred.process_args import build
     from ssocred.usecases.credentials import for_request
+
+    request = _request(args)
+    role, _may_login = for_request(request)
+    region = _load_config().profile(request.profile).region if request.profile is not None else None
+    return role, region
+
+
+def _request(args: argparse.Namespace) -> Request:
+    """The command's target as the one ``ssocred process`` grammar reads it (``$AWS_PROFILE`` when none is given)."""
+    from ssocred.process_args import build
 
     given = (args.profile, args.sso_session, args.account_id, args.role_name)
     profile = args.profile
     if all(value is None for value in given):
         profile = os.environ.get("AWS_PROFILE") or None
-    request = build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
-    role, _may_login = for_request(request)
-    region = _load_config().profile(request.profile).region if request.profile is not None else None
-    return role, region
+    return build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
 
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
@@ -301,6 +310,17 @@ def _open_browser(url: str) -> bool:
         return webbrowser.open_new_tab(url)
     except webbrowser.Error:
         return False
+
+
+def container(args: argparse.Namespace) -> Report:
+    """``ssocred container``: the daemon serves the role over HTTP; the variables that point an SDK there."""
+    from ssocred.usecases import container as grants
+
+    role = grants.target(_request(args))
+    if args.revoke:
+        return Report("container-revoke", {"session": role[0], "account_id": role[1], "role_name": role[2],
+                                           "revoked": grants.revoke(role) > 0})
+    return Report("container", grants.grant(role).variables())
 
 
 def exec_command(args: argparse.Namespace) -> int:

@@ -131,6 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove", action="store_true", help="remove the exported section --as NAME (or --profile P)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
+    p = add("container", commands.container, "serve a role to containers and SDKs from the daemon (HTTP endpoint)",
+            "Make the running daemon serve the role on its container credentials endpoint and print "
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI and AWS_CONTAINER_AUTHORIZATION_TOKEN, one KEY=VALUE a line "
+            "(for docker run --env-file). Every SDK then fetches fresh credentials by itself for as long as "
+            "the daemon runs. The token is a secret; it ends with --revoke, a logout of the session, or the "
+            "daemon. Example: docker run --network host --env-file <(ssocred container --profile dev) IMAGE")
+    _target(p)
+    p.add_argument("--revoke", action="store_true", help="end the role's token at once (its SDKs get 403)")
+    p.add_argument("--json", action="store_true", help="print the variables as a JSON object")
+
     p = add("accounts", _accounts, "list the accounts and roles you can use",
             "Every account of an SSO session and the roles (permission sets) you can use in it "
             "(portal ListAccounts and ListAccountRoles, all pages).")

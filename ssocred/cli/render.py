@@ -161,6 +161,17 @@ def env_text(fmt: str, values: dict[str, str], creds: RoleCredentials) -> str:
     return "".join(line.format(key, value) + "\n" for key, value in pairs)
 
 
+def text_container(d: dict[str, Any]) -> str:
+    """``ssocred container``: ``KEY=VALUE`` a line, as ``docker run --env-file`` reads them (no quotes)."""
+    return "\n".join(f"{key}={value}" for key, value in d.items())
+
+
+def text_container_revoke(d: dict[str, Any]) -> str:
+    """``ssocred container --revoke``: ``revoked the container token of Dev in 111122223333``."""
+    what = f"the container token of {d['role_name']} in {d['account_id']}"
+    return f"revoked {what}" if d["revoked"] else f"no {what} was handed out (nothing to revoke)"
+
+
 def render(result: Report, *, as_json: bool, out: TextIO) -> None:
     """Print ``result`` as indented JSON or as its text layout."""
     if as_json:
@@ -378,4 +389,6 @@ _TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "whoami": text_whoami,
     "discover": text_discover,
     "doctor": text_doctor,
+    "container": text_container,
+    "container-revoke": text_container_revoke,
 }

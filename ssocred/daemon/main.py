@@ -18,6 +18,7 @@ from pathlib import Path
 from ssocred.adapters import logs, notify
 from ssocred.adapters.notify import read_status
 from ssocred.cliargs import Parser
+from ssocred.daemon.container import DEFAULT_LISTEN, parse_listen
 from ssocred.daemon.jobs import Daemon, Options, malloc_call
 from ssocred.errors import EXIT_CONFIG, SsocredError
 from ssocred.model import schedule
@@ -49,8 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-max", type=schedule.duration, default=d.retry_max, metavar="DURATION",
                    help="longest retry delay (default 10m)")
     p.add_argument("--no-socket", action="store_true", help="do not answer `ssocred process` over the socket")
+    p.add_argument("--container-listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
+                   help="where the container credentials endpoint listens once `ssocred container` asks for it "
+                   "(default 127.0.0.1:0, a free port; SDKs take plain HTTP only from loopback, "
+                   "169.254.170.2 or 169.254.170.23)")
     p.add_argument("--verbose", action="store_true", help="log debug messages too")
     return p
+
+
+def _listen(text: str) -> tuple[str, int]:
+    try:
+        return parse_listen(text)
+    except SsocredError as exc:
+        raise argparse.ArgumentTypeError(exc.line()) from None
 
 
 def main(argv: list[str]) -> int:
@@ -75,7 +87,7 @@ def main(argv: list[str]) -> int:
         return _fail(exc, log_file)
     try:
         opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max)
-        code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file)
+        code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file, container=args.container_listen)
     finally:
         notify.release_pid_lock(lock)
     if not clean:
@@ -101,7 +113,8 @@ def _fail(exc: BaseException, log_file: Path | None) -> int:
     return code
 
 
-def _serve(opts: Options, *, socket: bool, log_file: Path | None) -> tuple[int, bool]:
+def _serve(opts: Options, *, socket: bool, log_file: Path | None,
+           container: tuple[str, int] = DEFAULT_LISTEN) -> tuple[int, bool]:
     """Run until a signal: (exit code, whether every job finished)."""
     from ssocred.usecases import tokens
 
@@ -117,7 +130,7 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None) -> tuple[int, 
         try:
             from ssocred.daemon import server as sockserver
 
-            server = sockserver.start()
+            server = sockserver.start(container=container)
         except (ImportError, SsocredError) as exc:
             return _fail(exc, log_file), daemon.stop(0)
     notify.sd_notify("READY=1")

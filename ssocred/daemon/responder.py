@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,8 @@ KEEPALIVE_FIRST = 0.1
 KEEPALIVE_INTERVAL = 0.25
 
 Role = tuple[str, str, str]
+#: An answer to one more kind of request: the decoded request in, ``(code, text)`` out.
+Op = Callable[[dict[str, object]], tuple[int, str]]
 
 
 class _ClientMustRun(Exception):
@@ -57,6 +59,8 @@ class Responder:
         self._loading = threading.Lock()
         self._memo: dict[Role, tuple[float, RoleCredentials]] = {}
         self._keepalive = KeepAlive()
+        #: More requests by ``op`` (the container endpoint's): each answers ``(code, text)``.
+        self.ops: dict[str, Op] = {}
 
     def serve(self, conn: socket.socket) -> None:
         """Check the peer, read one request, send the reply: ``responder.serve(conn)``."""
@@ -82,10 +86,7 @@ class Responder:
                       f" ({text.strip()})" if code else "")
         _send(conn, code, text)
         if code == 0 and role is not None:
-            from ssocred.adapters.store import Store
-            from ssocred.usecases.credentials import record_use
-
-            record_use(Store(self.service), *role)
+            self.used(role)
 
     def answer(self, line: bytes) -> tuple[int, str, Role | None]:
         """``(code, text, role)`` for one request line; ``FALLBACK`` when the client must run it."""
@@ -99,18 +100,22 @@ class Responder:
             return FALLBACK, "malformed request\n", None
         if not isinstance(req, dict) or req.get("v") != PROTOCOL_VERSION:
             return FALLBACK, "unknown protocol version\n", None
-        argv, config, cwd = req.get("argv"), req.get("config"), req.get("cwd")
-        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)
-                and isinstance(config, str) and isinstance(cwd, str)):
-            return FALLBACK, "malformed request\n", None
         if req.get("service") != self.service or req.get("backend") != self.backend:
             return FALLBACK, "the client uses another keyring service or backend\n", None
         op = req.get("op", "process")
         if op == "refresh":
             code, text = self._refresh(req)
             return code, text, None
+        other = self.ops.get(op) if isinstance(op, str) else None
+        if other is not None:
+            code, text = other(req)
+            return code, text, None
         if op != "process":
             return FALLBACK, "unknown request\n", None
+        argv, config, cwd = req.get("argv"), req.get("config"), req.get("cwd")
+        if not (isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+                and isinstance(config, str) and isinstance(cwd, str)):
+            return FALLBACK, "malformed request\n", None
         role: Role | None = None
         try:
             request = process_args.parse(argv)
@@ -152,6 +157,26 @@ class Responder:
         log.debug("session %s: refresh asked by a client answered in %.1f ms", session,
                   (time.monotonic() - began) * 1000)
         return 0, json.dumps({"fingerprint": fingerprint(token)}) + "\n"
+
+    def credentials(self, role: Role) -> RoleCredentials:
+        """Fresh credentials for ``role`` as ``process`` gets them, never a login: ``responder.credentials(role)``."""
+        return self._credentials(role, may_login=False)
+
+    def used(self, role: Role) -> None:
+        """Count a request for ``role``, so the daemon pre-fetches it: ``responder.used(role)``."""
+        from ssocred.adapters.store import Store
+        from ssocred.usecases.credentials import record_use
+
+        record_use(Store(self.service), *role)
+
+    def logged_in(self, session: str) -> bool:
+        """Whether the store still holds ``session`` (an unreadable index counts as yes): ``logged_in("corp")``."""
+        from ssocred.adapters.store import Store
+
+        try:
+            return session in Store(self.service).index().sessions
+        except SsocredError:
+            return True  # a passing index failure must not end every grant of the session
 
     def _credentials(self, role: Role, *, may_login: bool) -> RoleCredentials:
         from ssocred.adapters.store import Store

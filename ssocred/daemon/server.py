@@ -30,8 +30,10 @@ from typing import cast
 
 from ssocred import socket_protocol
 from ssocred.adapters.paths import private_dir
+from ssocred.daemon.container import DEFAULT_LISTEN, Endpoint
 from ssocred.daemon.responder import Responder, where
 from ssocred.errors import ServiceError, SsocredError
+from ssocred.usecases.container import OP_GRANT, OP_REVOKE
 
 log = logging.getLogger("ssocred.daemon.server")
 
@@ -50,17 +52,21 @@ class RunningServer:
     Example: ``with contextlib.closing(start()) as server: print(server.path)``
     """
 
-    def __init__(self, server: _Server, thread: threading.Thread, path: str, inode: int | None) -> None:
+    def __init__(self, server: _Server, thread: threading.Thread, path: str, inode: int | None,
+                 container: Endpoint | None = None) -> None:
         self._server = server
         self._thread = thread
         self._inode = inode
         self.path = path
+        self.container = container
 
     def close(self) -> None:
         """Stop accepting, and remove the socket file if this server created it: ``server.close()``."""
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+        if self.container is not None:
+            self.container.close()
         if self._inode is None:
             return  # systemd's socket: it stays for the next activation
         with contextlib.suppress(OSError):
@@ -69,10 +75,12 @@ class RunningServer:
                 os.unlink(self.path)
 
 
-def start(path: str | None = None) -> RunningServer:
+def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_LISTEN) -> RunningServer:
     """Listen on ``path`` (default ``socket_protocol.socket_path()``, or systemd's socket) in a thread.
 
-    Example: ``start().path == socket_protocol.socket_path()``; SocketInUse if another daemon answers there.
+    ``container`` is where the container credentials endpoint listens once a grant asks for it
+    (None: no endpoint). Example: ``start().path == socket_protocol.socket_path()``; SocketInUse if
+    another daemon answers there.
     """
     from ssocred.usecases import tokens
 
@@ -84,13 +92,18 @@ def start(path: str | None = None) -> RunningServer:
     else:
         where = path or socket_protocol.socket_path()
         sock, inode = _bind(where)
-    server = _Server(sock, Responder())
+    responder = Responder()
+    endpoint = None
+    if container is not None:
+        endpoint = Endpoint(container, responder)
+        responder.ops[OP_GRANT] = responder.ops[OP_REVOKE] = endpoint.serve_op
+    server = _Server(sock, responder)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="ssocred-socket", daemon=True
     )
     thread.start()
     log.info("answering ssocred process on %s%s", where, " (socket activation)" if inode is None else "")
-    return RunningServer(server, thread, where, inode)
+    return RunningServer(server, thread, where, inode, endpoint)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -166,6 +166,20 @@ def process_output(creds: RoleCredentials) -> dict[str, Any]:
     }
 
 
+def container_output(creds: RoleCredentials) -> dict[str, Any]:
+    """The container credentials endpoint's JSON (PROTOCOL §10.3): ``Token``, not ``SessionToken``.
+
+    Example: ``container_output(creds)["Token"] == creds.session_token``
+    """
+    return {
+        "AccessKeyId": creds.access_key_id,
+        "SecretAccessKey": creds.secret_access_key,
+        "Token": creds.session_token,
+        "Expiration": iso_z(creds.expiration),
+        "AccountId": creds.account_id,
+    }
+
+
 def process_text(creds: RoleCredentials) -> str:
     """Everything ``ssocred process`` prints for ``creds``: the JSON object and a newline.
 
