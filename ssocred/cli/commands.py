@@ -17,9 +17,9 @@ from ssocred.model.sso import iso_z
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
+    from ssocred.model.chain import Target
     from ssocred.model.config import AwsConfig, ResolvedSso
     from ssocred.model.sso import RoleCredentials
-    from ssocred.usecases.credentials import Role
 
 
 def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> ResolvedSso:
@@ -208,31 +208,35 @@ def import_token(args: argparse.Namespace) -> Report:
     })
 
 
-def _target(args: argparse.Namespace) -> tuple[Role, str | None]:
-    """The role of ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
+def _target(args: argparse.Namespace) -> tuple[Target, str | None]:
+    """The target of ``--profile`` (an SSO role or a chained role) or of ``--sso-session/--account-id/--role-name``.
 
-    The options are checked by the one ``ssocred process`` grammar, so ``env``, ``exec`` and
-    ``console`` accept and refuse exactly what ``process`` does; messages name this command.
+    Also the profile's region (a chain's: where its STS call goes). The options are checked by the
+    one ``ssocred process`` grammar, so ``env``, ``exec`` and ``console`` accept and refuse exactly
+    what ``process`` does; messages name this command.
     """
+    from ssocred.model.chain import Chain
     from ssocred.process_args import build
-    from ssocred.usecases.credentials import for_request
+    from ssocred.usecases.chain import target_for
 
     given = (args.profile, args.sso_session, args.account_id, args.role_name)
     profile = args.profile
     if all(value is None for value in given):
         profile = os.environ.get("AWS_PROFILE") or None
     request = build(profile, args.sso_session, args.account_id, args.role_name, prog=f"ssocred {args.command}")
-    role, _may_login = for_request(request)
+    target, _may_login = target_for(request)
     region = _load_config().profile(request.profile).region if request.profile is not None else None
-    return role, region
+    if region is None and isinstance(target, Chain):
+        region = target.last.region
+    return target, region
 
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
     """Credentials for the command's target, and the profile's region."""
-    from ssocred.usecases.credentials import role_credentials
+    from ssocred.usecases.chain import credentials_for
 
-    role, region = _target(args)
-    return role_credentials(_store(), *role), region
+    target, region = _target(args)
+    return credentials_for(_store(), target), region
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:
@@ -259,15 +263,17 @@ def env(args: argparse.Namespace) -> int:
 
 def console(args: argparse.Namespace) -> int:
     """``ssocred console``: open the AWS console signed in as the role (``--print``: print the URL only)."""
+    from ssocred.model.chain import target_key
     from ssocred.usecases.console import console_url
     from ssocred.usecases.login import browser_reachable
 
-    role, region = _target(args)
-    region = args.region or region or _sso_region(role[0])
-    url = console_url(_store(), role, region, args.destination)
+    target, region = _target(args)
+    region = args.region or region or _sso_region(target_key(target)[0])
+    url, creds = console_url(_store(), target, region, args.destination)
     reachable, why = browser_reachable(os.environ)
     if not args.print and reachable and _open_browser(url):
-        print(f"Opened the AWS console for {role[2]} in {role[1]} (the link works for 15 minutes).", file=sys.stderr)
+        print(f"Opened the AWS console for {creds.role_name} in {creds.account_id} (the link works for 15 minutes).",
+              file=sys.stderr)
         return 0
     if not args.print:
         print(f"ssocred: no browser to open ({why or 'it did not start'}); open this link within 15 minutes:",
