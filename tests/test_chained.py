@@ -266,3 +266,37 @@ def test_the_daemon_answers_chained_profiles_and_pre_fetches_them(chained: Runni
     # The answer is a key the daemon pre-fetched, not one the caller had to fetch.
     assert json.loads(r.stdout)["AccessKeyId"] in set(line.findall(d.log_text())) - {key}
     assert d.stop() == 0, d.diagnostics()
+
+
+@pytest.mark.slow
+def test_the_sts_endpoint_of_the_profiles_services_section_is_used(sso: RunningEmulator) -> None:
+    services = f"services = local\n[services local]\nsts =\n  endpoint_url = {sso.url}\n"
+    write_config(_config().replace("region = eu-west-1\n", "region = eu-west-1\n" + services, 1))
+    login(sso)
+    env = {k: v for k, v in os.environ.items() if k != "AWS_ENDPOINT_URL_STS"}
+    r = run("env", "--profile", "chained", "--format", "process", env=env)
+    assert r.returncode == 0, r.stderr
+    assert _identity(sso.url, json.loads(r.stdout))["Account"] == "222233334444"
+    assert sso.stats()["operations"]["AssumeRole"] == 1
+    # Without it, the regional STS of eu-west-1 would be asked, which this test cannot reach.
+    write_config(_config())
+    r = run("env", "--profile", "audit", env={**env, "SSOCRED_TIMEOUT": "3", "HTTPS_PROXY": "http://127.0.0.1:9"})
+    assert r.returncode == 5, r.stderr
+    assert "sts.eu-west-1.amazonaws.com" in r.stderr
+
+
+class _Refused(Exception):
+    def __init__(self, body: str) -> None:
+        self.response = {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403},
+                         "SsocredBody": body}
+
+
+def test_an_xml_answer_is_sts_own_but_foreign_for_json_services() -> None:
+    from ssocred.adapters import aws
+
+    assert aws.body_kind({"content-type": "text/xml"}, b"<ErrorResponse xmlns='x'>") == "xml"
+    assert aws.foreign_answer(_Refused("xml"), "sts") is None
+    refused = aws.foreign_answer(_Refused("xml"), "sso")
+    assert refused is not None and "answered HTTP 403 with XML, not an AWS answer" in refused.message
+    page = aws.foreign_answer(_Refused("html"), "sts")
+    assert page is not None and page.message.startswith("STS answered HTTP 403 with an HTML page")
