@@ -86,7 +86,7 @@ def _session_of(state: State, issued: IssuedKey) -> str:
 
 
 def get_caller_identity(state: State, request: Request, params: dict[str, str]) -> Response:
-    """GetCallerIdentity: the account and assumed-role ARN of the signing key."""
+    """GetCallerIdentity: the signing key's account and ARN, e.g. ``arn:aws:sts::2222…:assumed-role/Deploy/ci``."""
     with state.lock:
         issued = _caller(state, request, params)
         session = _session_of(state, issued)

@@ -73,7 +73,10 @@ class Chain:
         return self.links[-1]
 
     def parent(self) -> Target:
-        """What signs the last step: the SSO role for one step, else the chain one step shorter."""
+        """What signs the last step: the SSO role for one step, else the chain one step shorter.
+
+        Example: ``Chain(src, (link,)).parent() == src``
+        """
         return self.source if len(self.links) == 1 else Chain(self.source, self.links[:-1])
 
     def key(self) -> tuple[str, str, str]:
@@ -223,7 +226,10 @@ def _arn_parts(arn: str) -> tuple[str, str]:
 
 
 def chain_to_dict(chain: Chain) -> dict[str, Any]:
-    """A JSON-ready dict of a chain, kept with its credentials so the daemon can fetch them again."""
+    """A JSON-ready dict of a chain, kept with its credentials so the daemon can fetch them again.
+
+    Example: ``chain_to_dict(chain)["links"][0]["roleArn"] == "arn:aws:iam::222233334444:role/Deploy"``
+    """
     return {
         "source": [chain.source.session, chain.source.account_id, chain.source.role_name],
         "links": [{"profile": link.profile, "roleArn": link.role_arn, "sessionName": link.session_name,
@@ -233,7 +239,7 @@ def chain_to_dict(chain: Chain) -> dict[str, Any]:
 
 
 def chain_from_dict(data: dict[str, Any]) -> Chain:
-    """Inverse of ``chain_to_dict``; KeyError/TypeError/ValueError when malformed."""
+    """Inverse of ``chain_to_dict``: ``chain_from_dict(chain_to_dict(c)) == c``; KeyError/ValueError if malformed."""
     session, account, role = (str(part) for part in data["source"])
     links = tuple(
         Link(str(raw["profile"]), str(raw["roleArn"]), str(raw["sessionName"]),

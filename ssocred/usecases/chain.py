@@ -83,6 +83,7 @@ def fetch(store: Store, chain: Chain, *, force: bool = False, requested: bool = 
     """AssumeRole under the chain's lock; a caller that finds fresh credentials after the wait uses them.
 
     ``endpoint`` fixes the STS endpoint (the daemon's re-fetch uses the one the first fetch used).
+    Example: ``fetch(store, chain, force=True).expiration > time.time()``
     """
     from ssocred.adapters import locks
 
