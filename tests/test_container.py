@@ -280,3 +280,26 @@ def test_the_daemon_answers_container_requests_that_carry_no_process_arguments(h
     code, text, _ = responder.answer(json.dumps(malformed).encode())
     assert code == 2 and "malformed" in text
     assert endpoint.address() == DEFAULT_LISTEN  # no grant handed out: nothing listens
+
+
+@pytest.mark.slow
+def test_a_chained_profile_is_served_to_containers(
+        sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
+    deploy = "arn:aws:iam::222233334444:role/Deploy"
+    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
+                 + f"[profile chained]\nrole_arn = {deploy}\nsource_profile = dev\n")
+    login(sso)
+    d = start_daemon(daemons, tmp_path, "--verbose")
+    variables = _container("--profile", "chained")
+    script = tmp_path / "identity.py"
+    script.write_text(BOTO3_IDENTITY)
+    r = subprocess.run([sys.executable, str(script), "0"], env=_fresh_env(variables, sso, tmp_path),
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0, (r.stderr[-3000:], d.diagnostics())
+    first = json.loads(r.stdout)["first"]
+    assert first["Account"] == "222233334444", first
+    assert first["Arn"] == "arn:aws:sts::222233334444:assumed-role/Deploy/ssocred", first
+    assert sso.stats()["operations"]["AssumeRole"] == 1  # the grant fetched them; the SDK's requests used the cache
+    revoked = run("container", "--profile", "chained", "--revoke", "--json")
+    assert revoked.returncode == 0 and json.loads(revoked.stdout)["revoked"] is True, revoked.stderr
+    assert _get(variables[URI], variables[TOKEN])[0] == 403

@@ -226,3 +226,16 @@ def test_the_daemon_rewrites_the_section_when_it_fetches_new_credentials(
     check = next(c for c in doctor["checks"] if c["id"] == "exports")
     assert check["status"] == "warn" and "no daemon runs to keep them fresh" in check["summary"], check
     assert "ssocred credentials-file --remove --as dev" in check["fix"]
+
+
+@pytest.mark.slow
+def test_a_chained_profile_can_be_exported(dev: RunningEmulator, tmp_path: Path) -> None:
+    deploy = "arn:aws:iam::222233334444:role/Deploy"
+    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE)
+                 + f"[profile chained]\nrole_arn = {deploy}\nsource_profile = dev\n")
+    r = run("credentials-file", "--profile", "chained", "--as", "deploy", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["account_id"] == "222233334444" and out["role_name"].startswith("Deploy~")
+    identity = _identity_from_file(dev, "deploy", tmp_path)
+    assert identity["Arn"] == "arn:aws:sts::222233334444:assumed-role/Deploy/ssocred"

@@ -177,6 +177,7 @@ def test_stats_shape_counts_and_reset(emulator: RunningEmulator) -> None:
             "ListAccountRoles": 0,
             "Logout": 0,
             "GetCallerIdentity": 0,
+            "AssumeRole": 0,
             "Federation": 0,
         },
         "create_token": {"authorization_code": 0, "device_code": 0, "refresh_token": 0},

@@ -194,6 +194,7 @@ def test_cli_options_reach_settings() -> None:
                 "fail_rate": 0.5,
                 "throttle_rate": 0.25,
                 "latency_ms": 7,
+                "deny_assume_role": [],
             }
     finally:
         running.stop()

@@ -76,7 +76,8 @@ def test_unknown_key_and_wrong_session_token(shared: RunningEmulator) -> None:
 def test_unsigned_and_unknown_actions(shared: RunningEmulator) -> None:
     for body, code, status in (
         (b"Action=GetCallerIdentity&Version=2011-06-15", "MissingAuthenticationToken", 403),
-        (b"Action=AssumeRole&Version=2011-06-15", "InvalidAction", 400),
+        (b"Action=AssumeRole&Version=2011-06-15", "MissingAuthenticationToken", 403),
+        (b"Action=DecodeAuthorizationMessage&Version=2011-06-15", "InvalidAction", 400),
     ):
         request = urllib.request.Request(shared.url + "/", data=body, method="POST")
         with pytest.raises(urllib.error.HTTPError) as info:

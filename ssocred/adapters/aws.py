@@ -53,7 +53,9 @@ _RETRY_CODES = frozenset({
 })
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 #: Names of the services as users know them, for messages.
-_LABELS = {"sso": "the SSO portal", "sso-oidc": "the SSO OIDC service"}
+_LABELS = {"sso": "the SSO portal", "sso-oidc": "the SSO OIDC service", "sts": "STS"}
+#: Services that answer in XML (the query protocol): for them an XML body is the service's own.
+_XML_SERVICES = frozenset({"sts"})
 # A header echoed back (name: value), a bearer credential, or a query parameter holding a secret.
 _HEADER = re.compile(
     r"(?i)\b(x-amz-sso[_-]bearer[_-]token|authorization|x-amz-security-token|x-amz-date|cookie|set-cookie|"
@@ -106,6 +108,11 @@ def client(service: str, region: str, *, pool: int = 10, attempts: int | None = 
             made = _session().client(service, region_name=region, config=cfg)
     except BotoCoreError as exc:
         raise ServiceError(f"cannot create the {service} client: {clean(str(exc))}") from None
+    return checked(made, attempts)
+
+
+def checked(made: Any, attempts: int | None = None) -> Any:
+    """``made`` (a botocore client) with its answers' bodies noted for ``invoke``'s checks: ``checked(sts)``."""
     made.meta.events.register("before-parse", _note_body)
     made._ssocred_attempts = attempts
     return made
@@ -125,6 +132,8 @@ def body_kind(headers: Mapping[str, str], body: object) -> str:
         return "empty"
     if "html" in kind or text.startswith((b"<!doctype", b"<html", b"<head", b"<body")):
         return "html"
+    if text.startswith(b"<"):
+        return "xml"
     import json
 
     try:
@@ -209,7 +218,7 @@ def check_answer(result: Mapping[str, Any], expect: Mapping[str, Any], service: 
         return
     kind = result.get(BODY_KEY, "json")
     what = {"html": "an HTML page", "text": "plain text", "empty": "an empty answer",
-            "truncated JSON": "truncated JSON"}.get(kind, f"JSON without {missing}")
+            "truncated JSON": "truncated JSON", "xml": f"XML without {missing}"}.get(kind, f"JSON without {missing}")
     label = _LABELS.get(service, service)
     raise ServiceError(
         f"{label} answered {_operation(op)} with {what}, not the answer it should give: a proxy or captive "
@@ -270,13 +279,16 @@ def foreign_answer(exc: BaseException, service: str) -> ServiceError | None:
     Example: a proxy's ``403`` page gives "the SSO portal answered HTTP 403 with an HTML page ...".
     """
     response = getattr(exc, "response", None)
-    if not isinstance(response, dict) or response.get(BODY_KEY) not in ("html", "text", "empty"):
+    kind = response.get(BODY_KEY) if isinstance(response, dict) else None
+    if not isinstance(response, dict) or kind not in ("html", "text", "empty", "xml"):
+        return None
+    if kind == "xml" and service in _XML_SERVICES:
         return None
     if response.get("Error", {}).get("Code") and "x-amzn-errortype" in {
             k.lower() for k in response.get("ResponseMetadata", {}).get("HTTPHeaders", {})}:
         return None  # the service's own error, whatever its body
     status = response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-    body = {"html": "an HTML page", "text": "plain text", "empty": "an empty body"}[response[BODY_KEY]]
+    body = {"html": "an HTML page", "text": "plain text", "empty": "an empty body", "xml": "XML"}[kind]
     return ServiceError(
         f"{_LABELS.get(service, service)} answered HTTP {status} with {body}, not an AWS answer: a proxy, "
         "firewall or captive portal may be in the way",

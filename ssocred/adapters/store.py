@@ -3,7 +3,8 @@
 Keyring items under the service name (``$SSOCRED_KEYRING_SERVICE`` or ``ssocred``):
 
 * ``session:<name>``: JSON of ``token_to_dict`` (token, refresh token, registration);
-* ``creds:<session>:<account>:<role>``: JSON of ``credentials_to_dict``.
+* ``creds:<session>:<account>:<role>``: JSON of ``credentials_to_dict`` (a chained role's item also
+  holds what produced it, see ``ssocred.model.chain``).
 
 Large values are split into parts (format in ``ssocred.adapters.keyring_io``). A small non-secret index
 (``ssocred.adapters.store_index``) records which items exist and when they expire, since the keyring cannot
@@ -26,7 +27,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ssocred.adapters.keyring_io import KeyringIO, corrupt_error
 from ssocred.adapters.paths import lock_dir, state_dir
@@ -229,19 +230,36 @@ class Store:
         except (ValueError, KeyError, TypeError, AttributeError):
             raise corrupt_error(key, session) from None
 
+    def load_creds_extra(self, session: str, account: str, role: str) -> dict[str, Any] | None:
+        """What was saved beside the credentials (``save_creds(extra=...)``), or None: ``load_creds_extra(*key)``."""
+        key = creds_key(session, account, role)
+        raw = self._keyring.read(key, owner=session)
+        if raw is None:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise corrupt_error(key, session) from None
+        return data.get("extra") if isinstance(data, dict) and isinstance(data.get("extra"), dict) else None
+
     def save_creds(
-        self, session: str, account: str, role: str, creds: RoleCredentials, *, requested: bool = True
+        self, session: str, account: str, role: str, creds: RoleCredentials, *, requested: bool = True,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         """Store and index credentials: ``store.save_creds("corp", "111122223333", "Admin", creds)``.
 
         ``requested=False`` (the daemon's pre-fetch) keeps the recorded time of the last request,
         so that pre-fetching alone never makes a role look in use. A role new to the index is
         recorded as a placeholder before the keyring write, so that an item is never unindexed.
+        ``extra`` (non-secret, JSON-ready) is kept in the same item for ``load_creds_extra``.
         """
         if self._index.read().find_creds(session, account, role) is None:
             first = placeholder(session, account, role)
             self._index.update(lambda ix: ix.with_creds(first) if ix.find_creds(*first.key) is None else ix)
-        self._keyring.write(creds_key(session, account, role), _dumps(credentials_to_dict(creds)))
+        data = credentials_to_dict(creds)
+        if extra is not None:
+            data["extra"] = extra
+        self._keyring.write(creds_key(session, account, role), _dumps(data))
         now = time.time()
 
         def change(ix: Index) -> Index:

@@ -17,10 +17,10 @@ from ssocred.model.sso import iso_z
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
+    from ssocred.model.chain import Target
     from ssocred.model.config import AwsConfig, ResolvedSso
     from ssocred.model.sso import RoleCredentials
     from ssocred.process_args import Request
-    from ssocred.usecases.credentials import Role
 
 
 def resolve(cfg: AwsConfig, profile: str | None, sso_session: str | None) -> ResolvedSso:
@@ -221,18 +221,22 @@ def import_token(args: argparse.Namespace) -> Report:
     })
 
 
-def _target(args: argparse.Namespace) -> tuple[Role, str | None]:
-    """The role of ``--profile`` or ``--sso-session/--account-id/--role-name``, and the profile's region.
+def _target(args: argparse.Namespace) -> tuple[Target, str | None]:
+    """The target of ``--profile`` (an SSO role or a chained role) or of ``--sso-session/--account-id/--role-name``.
 
-    The options are checked by the one ``ssocred process`` grammar, so ``env``, ``exec`` and
-    ``console`` accept and refuse exactly what ``process`` does; messages name this command.
+    Also the profile's region (a chain's: where its STS call goes). The options are checked by the
+    one ``ssocred process`` grammar, so ``env``, ``exec`` and ``console`` accept and refuse exactly
+    what ``process`` does; messages name this command.
     """
-    from ssocred.usecases.credentials import for_request
+    from ssocred.model.chain import Chain
+    from ssocred.usecases.chain import target_for
 
     request = _request(args)
-    role, _may_login = for_request(request)
+    target, _may_login = target_for(request)
     region = _load_config().profile(request.profile).region if request.profile is not None else None
-    return role, region
+    if region is None and isinstance(target, Chain):
+        region = target.last.region
+    return target, region
 
 
 def _request(args: argparse.Namespace) -> Request:
@@ -248,10 +252,10 @@ def _request(args: argparse.Namespace) -> Request:
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
     """Credentials for the command's target, and the profile's region."""
-    from ssocred.usecases.credentials import role_credentials
+    from ssocred.usecases.chain import credentials_for
 
-    role, region = _target(args)
-    return role_credentials(_store(), *role), region
+    target, region = _target(args)
+    return credentials_for(_store(), target), region
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:
@@ -278,15 +282,17 @@ def env(args: argparse.Namespace) -> int:
 
 def console(args: argparse.Namespace) -> int:
     """``ssocred console``: open the AWS console signed in as the role (``--print``: print the URL only)."""
+    from ssocred.model.chain import target_key
     from ssocred.usecases.console import console_url
     from ssocred.usecases.login import browser_reachable
 
-    role, region = _target(args)
-    region = args.region or region or _sso_region(role[0])
-    url = console_url(_store(), role, region, args.destination)
+    target, region = _target(args)
+    region = args.region or region or _sso_region(target_key(target)[0])
+    url, creds = console_url(_store(), target, region, args.destination)
     reachable, why = browser_reachable(os.environ)
     if not args.print and reachable and _open_browser(url):
-        print(f"Opened the AWS console for {role[2]} in {role[1]} (the link works for 15 minutes).", file=sys.stderr)
+        print(f"Opened the AWS console for {creds.role_name} in {creds.account_id} (the link works for 15 minutes).",
+              file=sys.stderr)
         return 0
     if not args.print:
         print(f"ssocred: no browser to open ({why or 'it did not start'}); open this link within 15 minutes:",
@@ -314,13 +320,15 @@ def _open_browser(url: str) -> bool:
 
 def container(args: argparse.Namespace) -> Report:
     """``ssocred container``: the daemon serves the role over HTTP; the variables that point an SDK there."""
+    from ssocred.model.chain import target_key
     from ssocred.usecases import container as grants
 
-    role = grants.target(_request(args))
+    served = grants.target(_request(args))
     if args.revoke:
-        return Report("container-revoke", {"session": role[0], "account_id": role[1], "role_name": role[2],
-                                           "revoked": grants.revoke(role) > 0})
-    return Report("container", grants.grant(role).variables())
+        session, account, role = target_key(served)
+        return Report("container-revoke", {"session": session, "account_id": account, "role_name": role,
+                                           "revoked": grants.revoke(served) > 0})
+    return Report("container", grants.grant(served).variables())
 
 
 def exec_command(args: argparse.Namespace) -> int:

@@ -38,8 +38,10 @@ def credentials_file(args: argparse.Namespace) -> Report:
                          fix="e.g. ssocred credentials-file --sso-session corp --account-id 111122223333 "
                              "--role-name Admin --as admin")
     check_name(name)
-    role, _region = _target(args)
-    written = exports.export(_store(), Export(name, *role))
+    from ssocred.model.chain import target_key
+
+    target, _region = _target(args)
+    written = exports.export(_store(), Export(name, *target_key(target)), target)
     return Report("credentials-file", {"action": "export", **written.as_json(),
                                        "shadows_profile": _shadows(name)})
 

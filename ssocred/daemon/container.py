@@ -17,10 +17,13 @@ import json
 import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Protocol
 
 from ssocred.daemon.responder import where
 from ssocred.errors import ServiceError, SsocredError, UsageError
+from ssocred.model.chain import Chain, Target, chain_from_dict, target_key
+from ssocred.model.config import SsoTarget
 from ssocred.model.sso import RoleCredentials, container_output
 from ssocred.usecases.container import OP_REVOKE, PATH_PREFIX, Grant, Grants, Role
 
@@ -35,10 +38,10 @@ _FORBIDDEN = b'{"message": "forbidden"}'
 
 
 class Backend(Protocol):
-    """What the endpoint needs from the daemon: ``backend.credentials(("corp", "1", "Dev"))``."""
+    """What the endpoint needs from the daemon: ``backend.credentials(SsoTarget("corp", "1", "Dev"))``."""
 
-    def credentials(self, role: Role) -> RoleCredentials:
-        """Fresh credentials for ``role``, from the cache or one fetch."""
+    def credentials(self, target: Target, config_path: Path | None = None) -> RoleCredentials:
+        """Fresh credentials for ``target`` (an SSO role or a chain), from the cache or one fetch."""
 
     def used(self, role: Role) -> None:
         """Note that ``role`` was asked for, so the daemon pre-fetches it."""
@@ -76,6 +79,8 @@ class Endpoint:
         self.listen = listen
         self.backend = backend
         self.grants = Grants()
+        #: What each granted key stands for, and the config a chain's ``[services]`` are read from.
+        self._targets: dict[Role, tuple[Target, Path | None]] = {}
         self._start_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -145,8 +150,13 @@ class Endpoint:
         if not all(isinstance(v, str) and v for v in (session, account, name)):
             return _error(UsageError("malformed container request"))
         role: Role = (str(session), str(account), str(name))
+        served = _served(req, role)
+        if served is None:
+            return _error(UsageError("malformed container request"))
         try:
-            self.backend.credentials(role)  # a missing login or access fails now, not inside a container
+            # A missing login or access fails now, not inside a container.
+            self.backend.credentials(*served)
+            self._targets[role] = served
             grant = self.issue(role)
         except SsocredError as exc:
             return _error(exc)
@@ -170,7 +180,7 @@ class Endpoint:
             log.info("session %s: logged out; its container grants ended", role[0])
             return 403, _FORBIDDEN, None
         try:
-            creds = self.backend.credentials(role)
+            creds = self.backend.credentials(*self._targets.get(role, (SsoTarget(*role), None)))
         except SsocredError as exc:
             # The SDK shows this to its user; an SsocredError's line never holds a secret.
             return 503, json.dumps({"code": exc.exit_code, "message": exc.line()}).encode(), role
@@ -178,6 +188,20 @@ class Endpoint:
             log.error("a container request failed with %s (%s)", type(exc).__name__, where(exc))
             return 500, b'{"message": "the daemon failed"}', role
         return 200, json.dumps(container_output(creds)).encode(), role
+
+
+def _served(req: dict[str, object], role: Role) -> tuple[Target, Path | None] | None:
+    """What a grant request asks to serve: the SSO role its key names, or the chain it carries (None: malformed)."""
+    raw, config = req.get("chain"), req.get("config")
+    if raw is None:
+        return SsoTarget(*role), None
+    if not (isinstance(raw, dict) and isinstance(config, str) and config):
+        return None
+    try:
+        chain: Chain = chain_from_dict(raw)
+    except (KeyError, ValueError, TypeError, SsocredError):
+        return None
+    return (chain, Path(config)) if target_key(chain) == role else None
 
 
 def _optional_text(value: object) -> bool:

@@ -410,11 +410,11 @@ class Daemon:
         due = schedule.prefetch_at(entry.expiration, entry.updated_at)
         if due > time.time():
             return due  # someone else fetched them meanwhile
-        from ssocred.usecases import credentials
+        from ssocred.usecases import chain
 
         try:
             with _NETWORK:
-                creds = credentials.fetch(self.store, *key, force=True, requested=False)
+                creds = chain.refetch(self.store, key)  # a role, or a role chained from one
         except LoginRequired as exc:
             self._needs_login(key[0], exc.line())
             return None

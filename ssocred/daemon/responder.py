@@ -26,6 +26,7 @@ from ssocred.socket_protocol import FALLBACK, PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
+    from ssocred.model.chain import Target
     from ssocred.model.sso import RoleCredentials
 
 log = logging.getLogger("ssocred.daemon.server")
@@ -91,8 +92,9 @@ class Responder:
     def answer(self, line: bytes) -> tuple[int, str, Role | None]:
         """``(code, text, role)`` for one request line; ``FALLBACK`` when the client must run it."""
         from ssocred import process_args
+        from ssocred.model.chain import target_key
         from ssocred.model.sso import process_text
-        from ssocred.usecases.credentials import for_request
+        from ssocred.usecases.chain import target_for
 
         try:
             req = json.loads(line)
@@ -121,8 +123,10 @@ class Responder:
             request = process_args.parse(argv)
             if request.help:
                 return FALLBACK, "help is printed by the client\n", None
-            role, may_login = for_request(request, Path(os.path.join(cwd, config)))
-            creds = self._credentials(role, may_login=may_login)
+            config_path = Path(os.path.join(cwd, config))
+            target, may_login = target_for(request, config_path)
+            role = target_key(target)
+            creds = self._credentials(target, may_login=may_login, config_path=config_path)
         except _ClientMustRun as exc:
             return FALLBACK, f"{exc}\n", None
         except SsocredError as exc:
@@ -158,9 +162,9 @@ class Responder:
                   (time.monotonic() - began) * 1000)
         return 0, json.dumps({"fingerprint": fingerprint(token)}) + "\n"
 
-    def credentials(self, role: Role) -> RoleCredentials:
-        """Fresh credentials for ``role`` as ``process`` gets them, never a login: ``responder.credentials(role)``."""
-        return self._credentials(role, may_login=False)
+    def credentials(self, target: Target, config_path: Path | None = None) -> RoleCredentials:
+        """Fresh credentials for ``target`` as ``process`` gets them, never a login: ``responder.credentials(t)``."""
+        return self._credentials(target, may_login=False, config_path=config_path)
 
     def used(self, role: Role) -> None:
         """Count a request for ``role``, so the daemon pre-fetches it: ``responder.used(role)``."""
@@ -178,10 +182,12 @@ class Responder:
         except SsocredError:
             return True  # a passing index failure must not end every grant of the session
 
-    def _credentials(self, role: Role, *, may_login: bool) -> RoleCredentials:
+    def _credentials(self, target: Target, *, may_login: bool, config_path: Path | None) -> RoleCredentials:
         from ssocred.adapters.store import Store
-        from ssocred.usecases.credentials import role_credentials
+        from ssocred.model.chain import target_key
+        from ssocred.usecases.chain import credentials_for
 
+        role = target_key(target)
         store = Store(self.service)
         creds = self._remembered(store, role)
         if creds is not None:
@@ -190,7 +196,7 @@ class Responder:
             creds = self._remembered(store, role)  # loaded by the thread before us
             if creds is None:
                 try:
-                    creds = role_credentials(store, *role)
+                    creds = credentials_for(store, target, config_path=config_path)
                 except LoginRequired:
                     if may_login:
                         raise _ClientMustRun("a login is needed, on the client's terminal") from None

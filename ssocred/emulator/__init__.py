@@ -1,4 +1,4 @@
-"""A local AWS IAM Identity Center emulator: sso-oidc, the SSO portal and STS GetCallerIdentity.
+"""A local AWS IAM Identity Center emulator: sso-oidc, the SSO portal and STS (GetCallerIdentity, AssumeRole).
 
 One threaded HTTP server on 127.0.0.1 serves, on one port:
 
@@ -6,8 +6,11 @@ One threaded HTTP server on 127.0.0.1 serves, on one port:
   (device-code, PKCE authorization-code and rotating refresh-token grants), ``GET /authorize``;
 - the SSO portal: ``GET /federation/credentials``, ``GET /assignment/accounts``,
   ``GET /assignment/roles``, ``POST /logout``;
-- STS: ``POST /`` with ``Action=GetCallerIdentity`` (any SigV4 signature; the key must be one the
-  portal issued);
+- STS: ``POST /`` with ``Action=GetCallerIdentity`` or ``Action=AssumeRole`` (query protocol, XML
+  answers and XML errors; any SigV4 signature, but the key must be one the portal or AssumeRole
+  issued and not expired); AssumeRole checks the RoleArn, RoleSessionName and DurationSeconds as STS
+  does (at most 3600: every issued key is a role session, so each AssumeRole is role chaining), and
+  refuses the ARNs in the ``deny_assume_role`` setting with AccessDenied;
 - browser pages: ``/authorize`` (Allow/Deny with ``--manual-approve``) and ``/device``;
 - control: ``GET /_stats``, ``POST /_reset``, ``POST /_control``, ``POST /_revoke``.
 

@@ -21,7 +21,8 @@ _EPILOG = (
     "Point clients at it with AWS_ENDPOINT_URL_SSO_OIDC, AWS_ENDPOINT_URL_SSO and AWS_ENDPOINT_URL_STS.\n"
     "Control: GET /_stats, POST /_reset, POST /_revoke, and POST /_control with a JSON object of\n"
     "any of: fail_rate, throttle_rate, latency_ms, token_ttl, cred_ttl, registration_ttl,\n"
-    "device_ttl, code_ttl, rotate, deny_authorize, manual_approve, approve_after_polls.\n"
+    "device_ttl, code_ttl, rotate, deny_authorize, manual_approve, approve_after_polls,\n"
+    "deny_assume_role (a list of role ARNs whose AssumeRole is refused with AccessDenied).\n"
     "POST /_directory with a directory (format below) replaces the accounts and roles at run time.\n\n"
     + FORMAT_HELP
 )
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
     parser = _Parser(
         prog="ssocred emulator",
-        description="A local AWS IAM Identity Center emulator: sso-oidc, SSO portal, STS GetCallerIdentity.",
+        description="A local AWS IAM Identity Center emulator: sso-oidc, SSO portal, STS (GetCallerIdentity, "
+                    "AssumeRole).",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

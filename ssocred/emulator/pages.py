@@ -54,7 +54,7 @@ def index(base_url: str) -> str:
     """The landing page: how to point clients at this emulator."""
     url = escape(base_url)
     body = (
-        "<p>A local AWS IAM Identity Center emulator (sso-oidc, SSO portal, STS GetCallerIdentity).</p>"
+        "<p>A local AWS IAM Identity Center emulator (sso-oidc, SSO portal, STS GetCallerIdentity and AssumeRole).</p>"
         "<p>Point AWS SDKs at it with:</p><pre>"
         f"AWS_ENDPOINT_URL_SSO_OIDC={url}\nAWS_ENDPOINT_URL_SSO={url}\nAWS_ENDPOINT_URL_STS={url}</pre>"
         '<p>Counters: <a href="/_stats">/_stats</a>. Device approval: <a href="/device">/device</a>.</p>'

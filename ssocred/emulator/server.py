@@ -32,6 +32,12 @@ class Route:
     operation: str | None
     style: str
     handler: Callable[[State, Request], Response]
+    #: Names the operation from the request itself, for paths that serve several (STS's ``POST /``).
+    classify: Callable[[Request], str | None] | None = None
+
+    def operation_of(self, request: Request) -> str | None:
+        """The counted operation of ``request``: ``ROUTES[("POST", "/")].operation_of(req) == "AssumeRole"``."""
+        return self.classify(request) if self.classify is not None else self.operation
 
 
 ROUTES: dict[tuple[str, str], Route] = {
@@ -47,7 +53,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("GET", "/assignment/accounts"): Route("ListAccounts", "portal", portal.list_accounts),
     ("GET", "/assignment/roles"): Route("ListAccountRoles", "portal", portal.list_account_roles),
     ("POST", "/logout"): Route("Logout", "portal", portal.logout),
-    ("POST", "/"): Route("GetCallerIdentity", "sts", sts.get_caller_identity),
+    ("POST", "/"): Route(None, "sts", sts.handle, sts.operation),
     ("GET", "/"): Route(None, "page", control.index),
     ("GET", "/_stats"): Route(None, "control", control.stats),
     ("POST", "/_reset"): Route(None, "control", control.reset),
@@ -152,15 +158,16 @@ class _Handler(BaseHTTPRequestHandler):
 
 def _handle(state: State, route: Route, request: Request) -> Response:
     """Count, delay, maybe inject a fault, then run the handler; all before any state change."""
-    if route.operation:
-        state.count(route.operation)
+    operation = route.operation_of(request)
+    if operation:
+        state.count(operation)
     if route.style not in _API_STYLES:
         return _run(state, route, request)
-    state.enter(route.operation)
+    state.enter(operation)
     try:
         return _answer(state, route, request)
     finally:
-        state.leave(route.operation)
+        state.leave(operation)
 
 
 def _answer(state: State, route: Route, request: Request) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 _RATES = ("fail_rate", "throttle_rate")
@@ -28,6 +28,8 @@ class Settings:
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
     latency_ms: int = 0
+    #: Role ARNs whose AssumeRole is refused with AccessDenied (as a trust policy that does not name the caller).
+    deny_assume_role: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         """Reject out-of-range values."""
@@ -50,7 +52,10 @@ class Settings:
 
 
 def _check(name: str, value: Any) -> None:
-    if name in _BOOLS:
+    if name == "deny_assume_role":
+        if not isinstance(value, list) or not all(isinstance(arn, str) for arn in value):
+            raise ValueError(f"{name} must be a list of role ARNs")
+    elif name in _BOOLS:
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
     elif name in _RATES:

@@ -26,6 +26,7 @@ OPERATIONS = (
     "ListAccountRoles",
     "Logout",
     "GetCallerIdentity",
+    "AssumeRole",
     "Federation",
 )
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
@@ -115,13 +116,18 @@ class RefreshToken:
 
 @dataclass
 class IssuedKey:
-    """Role credentials handed out by GetRoleCredentials, remembered for STS."""
+    """Role credentials handed out by GetRoleCredentials or AssumeRole, remembered for STS.
+
+    ``session_name`` is the RoleSessionName of an AssumeRole session ("" for the portal's keys,
+    whose sessions are named after the signed-in user).
+    """
 
     account_id: str
     role_name: str
     session_token: str
     expires_at: int
     secret_access_key: str = ""
+    session_name: str = ""
 
 
 @dataclass
@@ -236,13 +242,14 @@ class State:
             result["refreshToken"] = refresh
         return result
 
-    def issue_key(self, account_id: str, role_name: str) -> dict[str, Any]:
-        """Mint role credentials and remember the key for STS."""
+    def issue_key(self, account_id: str, role_name: str, *, session_name: str = "",
+                  lifetime: int | None = None) -> dict[str, Any]:
+        """Mint role credentials and remember the key for STS (``lifetime`` defaults to ``cred_ttl``)."""
         key_id = "ASIA" + "".join(secrets.choice(_KEY_ALPHABET) for _ in range(16))
         session_token = secrets.token_urlsafe(264)
         secret = secrets.token_urlsafe(30)[:40]
-        expires_at = math.ceil(self.now()) + self.settings.cred_ttl
-        self.keys[key_id] = IssuedKey(account_id, role_name, session_token, expires_at, secret)
+        expires_at = math.ceil(self.now()) + (self.settings.cred_ttl if lifetime is None else lifetime)
+        self.keys[key_id] = IssuedKey(account_id, role_name, session_token, expires_at, secret, session_name)
         return {
             "accessKeyId": key_id,
             "secretAccessKey": secret,

@@ -19,23 +19,24 @@ if TYPE_CHECKING:
 
 
 def resolve(request: Request) -> str:
-    """The stdout text for the requested role: ``output`` of its credentials."""
+    """The stdout text for the requested role (an SSO role or a chained one): ``output`` of its credentials."""
     from ssocred.adapters.keyring_io import use_remembered_backend
     from ssocred.adapters.store import Store
     from ssocred.errors import LoginRequired
+    from ssocred.model.chain import target_key
     from ssocred.model.sso import process_text
-    from ssocred.usecases.credentials import for_request, role_credentials
+    from ssocred.usecases.chain import credentials_for, target_for
 
-    role, may_login = for_request(request)
+    target, may_login = target_for(request)
     use_remembered_backend()
     store = Store()
     try:
-        creds = role_credentials(store, *role)
+        creds = credentials_for(store, target)
     except LoginRequired:
         if not may_login:
             raise
-        _login_on_tty(store, role[0])
-        creds = role_credentials(store, *role)
+        _login_on_tty(store, target_key(target)[0])
+        creds = credentials_for(store, target)
     return process_text(creds)
 
 

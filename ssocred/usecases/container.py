@@ -24,6 +24,7 @@ from ssocred.errors import ServiceError, from_reply
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ssocred.model.chain import Target
     from ssocred.process_args import Request
 
 #: ``(session, account id, role name)``.
@@ -128,25 +129,33 @@ class Grants:
 _DECOY = secrets.token_urlsafe(32)
 
 
-def target(request: Request, config_path: Path | None = None) -> Role:
-    """The role a grant is for: ``target(Request(profile="dev")) == ("corp", "111122223333", "Developer")``.
+def target(request: Request, config_path: Path | None = None) -> Target:
+    """What a grant is for: ``target(Request(profile="dev")) == SsoTarget("corp", "111122223333", "Developer")``.
 
     The one place that turns ``--profile`` or ``--sso-session/--account-id/--role-name`` into what the
-    daemon serves; other kinds of profiles plug in here.
+    daemon serves: an SSO role, or a chained role (``ssocred.usecases.chain``).
     """
-    from ssocred.usecases.credentials import for_request
+    from ssocred.usecases.chain import target_for
 
-    role, _may_login = for_request(request, config_path)
-    return role
+    found, _may_login = target_for(request, config_path)
+    return found
 
 
-def grant(role: Role) -> Access:
-    """Ask the running daemon to serve ``role`` on its container endpoint: ``grant(("corp", "1", "Dev")).url``.
+def grant(served: Target, config_path: Path | None = None) -> Access:
+    """Ask the running daemon to serve ``served`` on its container endpoint: ``grant(target).url``.
 
-    The daemon fetches the role's credentials first, so a missing login or an unassigned role fails
-    here, with the exit code ``ssocred process`` would give, not later inside a container.
+    The daemon fetches the credentials first, so a missing login or an unassigned role fails here,
+    with the exit code ``ssocred process`` would give, not later inside a container. A chain travels
+    whole (the daemon reads no profile of the client's), with the config file its ``[services]`` live in.
     """
-    answer = _ask(OP_GRANT, role[0], role[1], role[2])
+    from ssocred.adapters import paths
+    from ssocred.model.chain import Chain, chain_to_dict, target_key
+
+    extra: dict[str, object] = {}
+    if isinstance(served, Chain):
+        extra = {"chain": chain_to_dict(served),
+                 "config": os.path.abspath(config_path or paths.aws_config_file())}
+    answer = _ask(OP_GRANT, *target_key(served), extra=extra)
     url, token = answer.get("url"), answer.get("token")
     if not (isinstance(url, str) and isinstance(token, str)):
         raise ServiceError("the daemon's answer to the container request is not understood",
@@ -154,12 +163,14 @@ def grant(role: Role) -> Access:
     return Access(url, token)
 
 
-def revoke(role: Role) -> int:
-    """End the role's grant at once (its token gets 403 from then on): how many ended, 0 or 1.
+def revoke(served: Target) -> int:
+    """End the grant of ``served`` at once (its token gets 403 from then on): how many ended, 0 or 1.
 
-    Example: ``revoke(("corp", "111122223333", "Dev")) == 1``
+    Example: ``revoke(SsoTarget("corp", "111122223333", "Dev")) == 1``
     """
-    count = _ask(OP_REVOKE, role[0], role[1], role[2]).get("revoked")
+    from ssocred.model.chain import target_key
+
+    count = _ask(OP_REVOKE, *target_key(served)).get("revoked")
     return count if isinstance(count, int) else 0
 
 
@@ -174,13 +185,14 @@ def revoke_session(session: str) -> None:
         pass  # no daemon, no grants; a daemon that cannot answer also drops them when it sees the logout
 
 
-def _ask(op: str, session: str, account: str | None, role: str | None) -> dict[str, object]:
+def _ask(op: str, session: str, account: str | None, role: str | None, *,
+         extra: dict[str, object] | None = None) -> dict[str, object]:
     """Send one container request to the daemon: its answer, or the error it reported."""
     from ssocred import socket_protocol
 
     request = {"v": socket_protocol.PROTOCOL_VERSION, "op": op, "session": session, "account": account,
                "role": role, "service": socket_protocol.keyring_service(),
-               "backend": os.environ.get("PYTHON_KEYRING_BACKEND", "")}
+               "backend": os.environ.get("PYTHON_KEYRING_BACKEND", ""), **(extra or {})}
     reply = socket_protocol.exchange((json.dumps(request) + "\n").encode("utf-8", "surrogateescape"))
     if reply is None:
         raise ServiceError("no ssocred daemon answered, and the container endpoint is served by the daemon",

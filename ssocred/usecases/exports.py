@@ -2,7 +2,7 @@
 
 Opt-in per profile (``ssocred credentials-file --profile dev``); the file's marked sections are the
 list of exports, so ``logout``, ``status``, ``doctor`` and the daemon all read the same thing.
-Example: ``export(Store(), Export("dev", "corp", "111122223333", "Admin")).name == "dev"``
+Example: ``export(Store(), Export("dev", *key), SsoTarget(*key)).export.name == "dev"``
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 from ssocred.errors import SsocredError
 from ssocred.model.credentials_file import Export
 from ssocred.model.sso import iso_z
-from ssocred.usecases.credentials import Clock, cached, role_credentials
+from ssocred.usecases.credentials import Clock, cached
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
+    from ssocred.model.chain import Target
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,17 @@ class Written:
                 "expires": iso_z(self.expires), "file": self.file}
 
 
-def export(store: Store, wanted: Export, *, clock: Clock = time.time) -> Written:
-    """Write ``wanted``'s section now with fresh role credentials (the cache, or one fetch)."""
+def export(store: Store, wanted: Export, target: Target, *, clock: Clock = time.time) -> Written:
+    """Write ``wanted``'s section now with fresh credentials of ``target`` (the cache, or one fetch).
+
+    A chained role is exported like any other: its cached item carries the chain, so the daemon
+    fetches it again by itself. Example: ``export(store, Export("dev", *key), SsoTarget(*key))``
+    """
     from ssocred.adapters import credentials_file
     from ssocred.adapters.paths import display_path
+    from ssocred.usecases.chain import credentials_for
 
-    creds = role_credentials(store, *wanted.role, clock=clock)
+    creds = credentials_for(store, target, clock=clock)
     credentials_file.write([(wanted, creds)])
     return Written(wanted, creds.expiration, display_path(credentials_file.path()))
 
