@@ -100,7 +100,7 @@ _ssocred() {
                 esac
             done
             if [ "$sub" = populate ]; then
-                opts="--sso-session --template --region --output --prune --dry-run --max-workers --rate --json"
+                opts="--sso-session --template --region --output --prune --dry-run --keep-in-sync --max-workers --rate --json"
             elif [ -z "$sub" ]; then
                 opts="populate --start-url --sso-region --session-name --scopes --account-id --role-name --all
                     --profile-name --region --output --use-device-code --no-browser --no-input --json"

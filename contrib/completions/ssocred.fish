@@ -116,6 +116,7 @@ complete -c ssocred -n "__fish_seen_subcommand_from configure" -l output -x -a '
 complete -c ssocred -n __ssocred_populate -l template -x -d 'profile name template'
 complete -c ssocred -n __ssocred_populate -l prune -d 'remove managed profiles that are gone'
 complete -c ssocred -n __ssocred_populate -l dry-run -d 'print the change as a diff, write nothing'
+complete -c ssocred -n __ssocred_populate -l keep-in-sync -d 'the daemon repeats it after logins and hourly'
 
 complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l port -x -d 'port on 127.0.0.1'
 complete -c ssocred -n "__fish_seen_subcommand_from emulator" -l accounts -x -d 'generated directory: accounts'

@@ -103,6 +103,14 @@ def managed_profiles(updater: ConfigUpdater) -> list[Managed]:
     return out
 
 
+def managed_targets(session: str, path: Path | None = None) -> set[tuple[str, str]]:
+    """``(account id, role)`` of every profile generated for ``session``: ``{("111122223333", "Admin")}``."""
+    file = path or config_path()
+    shown = display_path(file)
+    return {(m.account_id, m.role_name) for m in managed_profiles(_parse(_read(file, shown), shown))
+            if m.session == session and m.account_id is not None and m.role_name is not None}
+
+
 def _value(section: Any, key: str) -> str | None:
     """The stripped value of ``key`` in a configupdater section, None when absent."""
     option = section.get(key) if section.has_option(key) else None

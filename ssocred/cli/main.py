@@ -301,6 +301,10 @@ def _configure(p: argparse.ArgumentParser) -> None:
     pop.add_argument("--prune", action="store_true",
                      help="remove managed profiles whose account or role no longer exists")
     pop.add_argument("--dry-run", action="store_true", help="print the change as a diff; write nothing")
+    pop.add_argument("--keep-in-sync", action="store_true",
+                     help="also let the daemon do this again (with --prune) every --sync-interval and after each "
+                     "login, notifying you of accounts and roles that appear or go; records "
+                     "ssocred_sync_profiles = true and these options in the [sso-session]")
     _walk_options(pop)
     pop.add_argument("--json", action="store_true", help="print the result as JSON")
 

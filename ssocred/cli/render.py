@@ -229,6 +229,9 @@ def text_populate(d: dict[str, Any]) -> str:
     else:
         summary += f" ({verb}; nothing written)"
     lines.append(summary)
+    if d.get("keep_in_sync"):
+        lines.append(f"The daemon keeps these profiles in sync with session '{d['session']}' (ssocred_sync_profiles "
+                     "in its [sso-session]; remove that key to stop).")
     return "\n".join(lines)
 
 

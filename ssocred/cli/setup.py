@@ -72,9 +72,19 @@ def populate(args: argparse.Namespace) -> Report:
             raise UsageError(f"--region: {problem}", fix="e.g. --region eu-west-1")
     target = _session(None, args.sso_session)
     session = _session_name(target)
+    if args.keep_in_sync and args.dry_run:
+        raise UsageError("--keep-in-sync writes the config; it cannot go with --dry-run",
+                         fix="run the dry run first, then the same command with --keep-in-sync instead")
     result = _walk(session, args)
     data = profiles.write_profiles(session, result, template=args.template, region=args.region or target.region,
-                          output=args.output, prune=args.prune, dry_run=args.dry_run)
+                                   output=args.output, prune=args.prune or args.keep_in_sync, dry_run=args.dry_run)
+    data["keep_in_sync"] = False
+    if args.keep_in_sync:
+        from ssocred.model.profile_sync import SyncSettings
+        from ssocred.usecases.profile_sync import enable
+
+        enable(session, SyncSettings(args.template, args.region, args.output))
+        data["keep_in_sync"] = True
     return Report("populate", data)
 
 

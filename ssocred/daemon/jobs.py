@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ssocred.adapters import logs, notify
 from ssocred.adapters.store import Store
 from ssocred.adapters.store_index import SessionEntry
+from ssocred.daemon.profile_sync import ProfileSync
 from ssocred.errors import AccessDenied, LoginRequired, SsocredError
 from ssocred.model import schedule
 from ssocred.model.sso import Token, iso_z, login_command
@@ -44,6 +45,8 @@ SWEEP_INTERVAL = 600.0
 STOP_TIMEOUT = 30.0
 #: A job never plans its own next run sooner than this: its current run still counts as running.
 MIN_REPLAN = 1.0
+#: The profile sync's first run after start (and after a login): the sessions are scanned first.
+PROFILES_DELAY = 2.0
 #: One refresh or fetch at a time: each reads and writes the keyring, and gnome-keyring fails
 #: lookups ("prompt dismissed") when one process opens many connections at once.
 _NETWORK = threading.Lock()
@@ -60,6 +63,7 @@ class Options:
     scan_interval: float = 30.0
     retry_min: float = schedule.RETRY_MIN
     retry_max: float = schedule.RETRY_MAX
+    sync_interval: float = 3600.0
 
 
 @dataclass
@@ -131,6 +135,7 @@ class Daemon:
         self._status = notify.StatusWriter()
         self._draw = random.Random()  # noqa: S311 - retry jitter, not a secret
         self._sched: Any = None
+        self._profiles = ProfileSync(self.store)
 
     def start(self) -> None:
         """Start the scheduler: the scan runs at once, then every ``scan_interval`` seconds."""
@@ -144,6 +149,9 @@ class Daemon:
         )
         now = _utc(time.time())
         self._sched.add_job(self._scan, "interval", seconds=self.opts.scan_interval, id="scan", next_run_time=now)
+        # Soon after start, then on its own schedule; a login brings it forward (``_kick_profiles``).
+        self._sched.add_job(self._profiles.run, "interval", seconds=self.opts.sync_interval, id="profiles",
+                            next_run_time=_utc(time.time() + PROFILES_DELAY))
         interval = notify.watchdog_interval()
         if interval:
             # Its own executor: the pings show that the scheduler runs, even while every worker waits.
@@ -224,6 +232,15 @@ class Daemon:
         if names:
             log.info("credentials file: wrote fresh credentials to %s", ", ".join(f"[{n}]" for n in names))
 
+    def _kick_profiles(self) -> None:
+        """Run the profile sync soon (after a login), keeping its schedule."""
+        from apscheduler.jobstores.base import JobLookupError
+
+        try:
+            self._sched.modify_job("profiles", next_run_time=_utc(time.time() + PROFILES_DELAY))
+        except JobLookupError:
+            pass
+
     def _sweep(self, now: float) -> None:
         """Remove what killed writers left in the keyring and the lock dir (every SWEEP_INTERVAL)."""
         self._next_sweep = now + SWEEP_INTERVAL
@@ -244,11 +261,14 @@ class Daemon:
                 work = _Work(f"session {name}", body=functools.partial(self._session_job, name))
                 self._add(job_id, work, now)
                 log.info("session %s: watching it (token expires %s)", name, iso_z(entry.expires_at))
+                if now - self.started_at > PROFILES_DELAY:
+                    self._kick_profiles()  # a login while the daemon runs
             elif _settled(work.seen) != _settled(entry):
                 # A login, or a refresh by another process: look at the token again (a refresh
                 # merely begun, or one that failed, changes nothing to plan from).
                 if work.blocked:
                     log.info("session %s: logged in again", name)
+                    self._kick_profiles()
                 work.blocked, work.failures, work.last_error = False, 0, None
                 self._plan(job_id, now)
                 for other in self._jobs.values():

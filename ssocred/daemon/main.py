@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="first retry after a network or keyring failure (default 30s, then doubling)")
     p.add_argument("--retry-max", type=schedule.duration, default=d.retry_max, metavar="DURATION",
                    help="longest retry delay (default 10m)")
+    p.add_argument("--sync-interval", type=schedule.duration, default=d.sync_interval, metavar="DURATION",
+                   help="re-run populate for sessions with ssocred_sync_profiles = true this often, and after each "
+                   "login (default 1h)")
     p.add_argument("--no-socket", action="store_true", help="do not answer `ssocred process` over the socket")
     p.add_argument("--container-listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help="where the container credentials endpoint listens once `ssocred container` asks for it "
@@ -72,8 +75,8 @@ def main(argv: list[str]) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.scan_interval < 1 or args.retry_min <= 0 or args.retry_max < args.retry_min:
-        parser.error("--scan-interval must be at least 1s, and 0 < --retry-min <= --retry-max")
+    if args.scan_interval < 1 or args.retry_min <= 0 or args.retry_max < args.retry_min or args.sync_interval < 1:
+        parser.error("--scan-interval and --sync-interval must be at least 1s, and 0 < --retry-min <= --retry-max")
     os.umask(0o077)  # the log file, its rotations and the status file: this user's only
     malloc_call("mallopt", -8, 2)  # M_ARENA_MAX: a heap per thread would keep each worker's garbage
     log_file: Path | None = args.log_file
@@ -86,7 +89,8 @@ def main(argv: list[str]) -> int:
     except (OSError, SsocredError) as exc:
         return _fail(exc, log_file)
     try:
-        opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max)
+        opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max,
+                       sync_interval=args.sync_interval)
         code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file, container=args.container_listen)
     finally:
         notify.release_pid_lock(lock)
