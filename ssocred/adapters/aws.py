@@ -41,7 +41,7 @@ MAX_BACKOFF = 5.0
 #: Server text is cut to this many characters in ssocred's messages.
 MAX_SERVER_TEXT = 160
 
-#: boto3 sessions are not thread-safe; the clients they make are (the daemon uses several threads).
+#: botocore sessions are not thread-safe; the clients they make are (the daemon uses several threads).
 _SESSION_LOCK = threading.Lock()
 #: Where ``before-parse`` notes what the body of an answer was, for the checks below.
 BODY_KEY = "SsocredBody"
@@ -81,9 +81,10 @@ def budget() -> float:
 
 @functools.lru_cache(maxsize=1)
 def _session() -> Any:
-    import boto3.session
+    # botocore's own session, not boto3's: the clients are the same, and boto3 would add 2 MB for nothing.
+    import botocore.session
 
-    return boto3.session.Session()
+    return botocore.session.Session()
 
 
 #: Environment variables that change what a client built now would do (endpoint, TLS, proxy).
@@ -118,7 +119,7 @@ def client(service: str, region: str, *, pool: int = 10, attempts: int | None = 
     made = _clients.get(key)
     if made is not None:
         return made
-    # One build at a time: a boto3 session is not thread-safe, and two threads building the same
+    # One build at a time: a botocore session is not thread-safe, and two threads building the same
     # client would both pay for it.
     with _SESSION_LOCK:
         made = _clients.get(key)
@@ -138,7 +139,7 @@ def _build(service: str, region: str, pool: int, timeout: float) -> Any:
         connect_timeout=min(CONNECT_TIMEOUT, timeout), read_timeout=timeout, max_pool_connections=pool,
     )
     try:
-        return _session().client(service, region_name=region, config=cfg)
+        return _session().create_client(service, region_name=region, config=cfg)
     except BotoCoreError as exc:
         raise ServiceError(f"cannot create the {service} client: {clean(str(exc))}") from None
 
@@ -365,7 +366,7 @@ def ca_bundle() -> tuple[str, str | None]:
     if env:
         return "AWS_CA_BUNDLE", env
     try:
-        configured = _session()._session.get_config_variable("ca_bundle")
+        configured = _session().get_config_variable("ca_bundle")
     except Exception:
         configured = None
     return "ca_bundle", str(configured) if configured else None
