@@ -2,11 +2,12 @@
 
 Run: ``.venv/bin/python bench/daemon_slow_session.py [--rounds 5] [--latency-ms 5000]``. Two emulators,
 one per SSO region (botocore's endpoint rules from ``AWS_DATA_PATH``, see ``tests/support/regions.py``),
-a private Secret Service and one ``ssocred daemon``. Each round makes both tokens due at the same moment
-(in alternating order, by rewriting them as if time had passed) and times, from that moment, until the
-daemon logs each refresh. Rounds alternate between the slow emulator answering at once (the reference)
-and after ``--latency-ms``; the fast session's time with a slow neighbour is printed as a ratio of its
-time without one. Target: about 1x (the slow session delays no other).
+a private Secret Service and one ``ssocred daemon``. A token falls due by being rewritten as if time
+had passed. Each round makes the slow session due first, and the fast one as soon as the slow one's
+request is with its service; each is timed from its own due moment until the daemon logs its refresh.
+Rounds alternate between the slow emulator answering at once (the reference) and after
+``--latency-ms``; the fast session's time beside a slow neighbour is printed as a ratio of its time
+beside a fast one. Target: about 1x (the slow session delays no other).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,22 +53,36 @@ def _refreshed(log: Path, session: str) -> int:
     return len(re.findall(rf"session {session}: token refreshed", text))
 
 
-def _round(log: Path, slow_first: bool) -> dict[str, float]:
-    """Make both sessions due; seconds until each refresh is logged."""
-    before = {name: _refreshed(log, name) for name in REGIONS}
-    order = ["slow", "fast"] if slow_first else ["fast", "slow"]
-    start = time.monotonic()
-    for name in order:
-        _make_due(name)
-    took: dict[str, float] = {}
-    deadline = start + 120
-    while len(took) < len(REGIONS):
+def _wait(done: Callable[[], bool], what: str, log: Path) -> None:
+    deadline = time.monotonic() + 120
+    while not done():
         if time.monotonic() > deadline:
-            raise SystemExit(f"no refresh within 120 s:\n{log.read_text()[-3000:]}")
+            raise SystemExit(f"{what} not within 120 s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.02)
+
+
+def _round(log: Path, slow: RunningEmulator) -> dict[str, float]:
+    """The slow session falls due, then (once its request is with its service) the fast one.
+
+    Seconds from each one's due moment until its refresh is logged.
+    """
+    before = {name: _refreshed(log, name) for name in REGIONS}
+    start = {"slow": time.monotonic()}
+    _make_due("slow")
+    # A slow service holds the request: wait until it has it. A fast one answers at once: wait for the answer.
+    _wait(lambda: slow.stats()["in_flight_now"].get("CreateToken", 0) > 0 or _refreshed(log, "slow") > before["slow"],
+          "the slow session's refresh", log)
+    start["fast"] = time.monotonic()
+    _make_due("fast")
+    took: dict[str, float] = {}
+
+    def done() -> bool:
         for name in REGIONS:
             if name not in took and _refreshed(log, name) > before[name]:
-                took[name] = time.monotonic() - start
-        time.sleep(0.02)
+                took[name] = time.monotonic() - start[name]
+        return len(took) == len(REGIONS)
+
+    _wait(done, "both refreshes", log)
     return took
 
 
@@ -111,20 +127,20 @@ def main() -> int:
             os.environ.update(env)
             log = tmp / "daemon.log"
             proc = _start_daemon(env, log)
-            _round(log, slow_first=True)  # warm-up: clients built, modules loaded
+            _round(log, emus["slow"])  # warm-up: clients built, modules loaded
             fast: dict[str, list[float]] = {"alone": [], "slow": []}
             slow: dict[str, list[float]] = {"alone": [], "slow": []}
             for i in range(2 * args.rounds):
                 kind = "slow" if i % 2 else "alone"
                 emus["slow"].control(latency_ms=args.latency_ms if kind == "slow" else 0)
-                took = _round(log, slow_first=(i // 2) % 2 == 0)
+                took = _round(log, emus["slow"])
                 fast[kind].append(took["fast"])
                 slow[kind].append(took["slow"])
             proc.send_signal(signal.SIGTERM)
             code = proc.wait(timeout=60)
             print(f"machine: {os.cpu_count()} cpus, {sys.platform}, Python {sys.version.split()[0]}; "
                   f"keyring: Secret Service (gnome-keyring); daemon exit {code} on SIGTERM")
-            print(f"{args.rounds} rounds each, interleaved; medians from due to 'token refreshed' in the log "
+            print(f"{args.rounds} rounds each, interleaved; medians from falling due to 'token refreshed' in the log "
                   "(the 1 s scan interval included)")
             print(f"  {'slow service answers':24s} {'fast session':>14s} {'slow session':>14s}")
             for kind, label in (("alone", "at once (reference)"), ("slow", f"after {args.latency_ms} ms")):

@@ -3,7 +3,9 @@
 Its work list is the store index, read again every ``--scan-interval``, so logins and
 logouts are picked up without a restart. One APScheduler job per session refreshes its token
 through ``tokens.refresh`` (the cross-process singleflight) before any client would need to; one
-job per recently used role fetches its credentials before they enter botocore's window.
+job per recently used role fetches its credentials before they enter botocore's window. Each
+session's jobs run on that session's own executor (``SESSION_WORKERS`` threads); what they do is in
+``ssocred.daemon.bodies``.
 Example: ``Daemon(Options(8.0, 3600.0, 30.0, 30.0, 600.0)).start()``
 """
 
