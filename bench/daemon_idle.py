@@ -2,11 +2,12 @@
 
 Run: ``.venv/bin/python bench/daemon_idle.py [--seconds 60]``. It starts the emulator
 (``--accounts 10 --roles 2``) and a private Secret Service (gnome-keyring on its own D-Bus) in a
-throw-away HOME, logs in three SSO sessions, uses the 20 roles once, then makes every token and
-credential due so that the daemon starts by doing real work (3 refreshes, 20 fetches: boto3 is
-loaded, as in a long-running daemon). Once that is done it measures the daemon, idle, over the
-window: RSS (VmRSS and peak VmHWM from /proc/PID/status) and CPU (utime + stime from
-/proc/PID/stat). Targets: RSS <= 60 MB, CPU <= 1 %. The last line says whether both were met.
+throw-away HOME, logs in three SSO sessions, uses the 20 roles once and starts the daemon, whose
+RSS is read once it is ready and has nothing due. Then it makes every token and credential due,
+so that the daemon does real work (3 refreshes, 20 fetches: boto3 is loaded, as in a long-running
+daemon). Once that is done it measures the daemon, idle, over the window: RSS (VmRSS and peak
+VmHWM from /proc/PID/status) and CPU (utime + stime from /proc/PID/stat). Targets: RSS <= 45 MB,
+CPU <= 1 %. The last line says whether both were met.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.support.emulator import sso_client, start_emulator  # noqa: E402
 from tests.support.secret_service import start_private_secret_service  # noqa: E402
 
 SESSIONS = ("alpha", "beta", "gamma")
-RSS_TARGET_MB = 60.0
+RSS_TARGET_MB = 45.0
 CPU_TARGET_PCT = 1.0
 
 
@@ -140,7 +141,6 @@ def main() -> int:
             env = _setup(tmp, emu.env())
             os.environ.update(env)
             targets = _use_roles(env, emu.url)
-            _make_everything_due(targets)
             address = f"ssocred-bench-{uuid.uuid4().hex}"
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
                 sock.bind("\0" + address)
@@ -149,6 +149,10 @@ def main() -> int:
                                         env={**env, "NOTIFY_SOCKET": "@" + address},
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
                 _wait_ready(sock, proc)
+            _wait_log(log_file, r"pre-fetching it", len(targets))  # the first scan is done: nothing is due
+            time.sleep(2)
+            ready_rss = _proc_status(proc.pid, "VmRSS")
+            _make_everything_due(targets)  # the next scans see it and start the work
             _wait_log(log_file, r"token refreshed", len(SESSIONS))
             _wait_log(log_file, r"pre-fetched ASIA", len(targets))
             time.sleep(2)  # let the last status write and log line settle
@@ -166,7 +170,9 @@ def main() -> int:
             print(f"daemon: {len(SESSIONS)} sessions, {len(targets)} pre-fetched roles, {threads} threads, "
                   f"{log_lines} log lines, exit {code} on SIGTERM")
             print(f"  idle window        {t1 - t0:6.1f} s")
-            print(f"  RSS at the end     {rss:6.1f} MB   (peak {peak:.1f} MB; target <= {RSS_TARGET_MB:g} MB)")
+            print(f"  RSS when ready     {ready_rss:6.1f} MB   (before any refresh or fetch)")
+            print(f"  RSS at the end     {rss:6.1f} MB   (peak {peak:.1f} MB; target <= {RSS_TARGET_MB:g} MB; "
+                  f"{rss - ready_rss:+.1f} MB for the work)")
             print(f"  CPU over the window {cpu_pct:5.2f} %   ({cpu1 - cpu0:.2f} s; target <= {CPU_TARGET_PCT:g} %)")
             ok = rss <= RSS_TARGET_MB and cpu_pct <= CPU_TARGET_PCT
             print(f"daemon idle: RSS {rss:.1f} MB, CPU {cpu_pct:.2f} %: {'within' if ok else 'OUTSIDE'} the targets")

@@ -273,9 +273,21 @@ class _FakeScheduler:
 
     def __init__(self) -> None:
         self.jobs: dict[str, float | None] = {}
+        self.executors: set[str] = set()
+        self.job_executors: dict[str, str] = {}
 
-    def add_job(self, func: object, trigger: str, *, id: str, next_run_time: dt.datetime, **_: object) -> None:
+    def add_job(self, func: object, trigger: str, *, id: str, next_run_time: dt.datetime, executor: str = "default",
+                **_: object) -> None:
+        assert executor == "default" or executor in self.executors, executor
         self.jobs[id] = next_run_time.timestamp()
+        self.job_executors[id] = executor
+
+    def add_executor(self, executor: object, alias: str) -> None:
+        assert alias not in self.executors
+        self.executors.add(alias)
+
+    def remove_executor(self, alias: str, shutdown: bool = True) -> None:
+        self.executors.remove(alias)
 
     def modify_job(self, job_id: str, next_run_time: dt.datetime | None = None) -> None:
         self.jobs[job_id] = next_run_time.timestamp() if next_run_time else None
@@ -307,6 +319,8 @@ def test_scan_follows_the_index_and_clock_jumps(caplog: pytest.LogCaptureFixture
     d._scan_once()
     assert set(sched.jobs) == {"session:corp", f"role:corp:{ACCOUNT}:{ROLE}"}
     assert sched.jobs["session:corp"] == pytest.approx(now, abs=5)
+    # Each session's jobs run on its own workers: a slow service holds up no other session.
+    assert set(sched.job_executors.values()) == sched.executors == {"session:corp"}
     assert sched.jobs[f"role:corp:{ACCOUNT}:{ROLE}"] == pytest.approx(now + 2400, abs=1)
     sched.jobs = dict.fromkeys(sched.jobs, now + 9999)
     d._scan_once()  # nothing changed: nothing replanned
@@ -327,6 +341,7 @@ def test_scan_follows_the_index_and_clock_jumps(caplog: pytest.LogCaptureFixture
     store.ix = Index()
     d._scan_once()
     assert sched.jobs == {}
+    assert sched.executors == set()  # the logged-out session's workers end
     status = d.status()
     assert status["sessions"] == {} and status["prefetch"] == []
 

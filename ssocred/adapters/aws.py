@@ -41,7 +41,7 @@ MAX_BACKOFF = 5.0
 #: Server text is cut to this many characters in ssocred's messages.
 MAX_SERVER_TEXT = 160
 
-#: boto3 sessions are not thread-safe; the clients they make are (the daemon uses several threads).
+#: botocore sessions are not thread-safe; the clients they make are (the daemon uses several threads).
 _SESSION_LOCK = threading.Lock()
 #: Where ``before-parse`` notes what the body of an answer was, for the checks below.
 BODY_KEY = "SsocredBody"
@@ -81,34 +81,67 @@ def budget() -> float:
 
 @functools.lru_cache(maxsize=1)
 def _session() -> Any:
-    import boto3.session
+    # botocore's own session, not boto3's: the clients are the same, and boto3 would add 2 MB for nothing.
+    import botocore.session
 
-    return boto3.session.Session()
+    return botocore.session.Session()
+
+
+#: Environment variables that change what a client built now would do (endpoint, TLS, proxy).
+_CLIENT_ENV = ("AWS_ENDPOINT_URL", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "AWS_CA_BUNDLE", "AWS_CONFIG_FILE",
+               "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_DATA_PATH", "AWS_USE_FIPS_ENDPOINT",
+               "AWS_USE_DUALSTACK_ENDPOINT", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy",
+               "no_proxy")
+#: Built clients by what they were built from; reused because building one costs tens of milliseconds
+#: and allocations that stay, while a built botocore client is safe to share between threads.
+_clients: dict[tuple[object, ...], Any] = {}
+
+
+def _client_key(service: str, region: str, pool: int, attempts: int | None, timeout: float) -> tuple[object, ...]:
+    """What a client depends on: ``("sso", "us-east-1", 10, None, 15.0, (("AWS_ENDPOINT_URL_SSO", "http://..."),))``."""
+    names = (*_CLIENT_ENV, "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_"))
+    env = tuple((name, os.environ[name]) for name in names if name in os.environ)
+    return service, region, pool, attempts, timeout, env
 
 
 def client(service: str, region: str, *, pool: int = 10, attempts: int | None = None, timeout: float = READ_TIMEOUT
            ) -> Any:
-    """An unsigned boto3 client for ``service`` ("sso-oidc" or "sso") in the SSO region.
+    """An unsigned boto3 client for ``service`` ("sso-oidc" or "sso") in the SSO region, built once and shared.
 
     ``pool`` is the number of connections kept open: at least the threads that share the client.
     ``timeout`` bounds one attempt; ``invoke`` makes the attempts (``attempts=1``: a probe that
     expects to fail fast). botocore itself never retries: ``invoke`` does, within ``budget()``.
+    The same arguments and endpoint settings give the same client: ``client("sso", "us-east-1") is
+    client("sso", "us-east-1")``.
     """
+    timeout = min(timeout, budget())  # one attempt never outlasts the whole call's budget
+    key = _client_key(service, region, pool, attempts, timeout)
+    made = _clients.get(key)
+    if made is not None:
+        return made
+    # One build at a time: a botocore session is not thread-safe, and two threads building the same
+    # client would both pay for it.
+    with _SESSION_LOCK:
+        made = _clients.get(key)
+        if made is None:
+            made = _clients[key] = checked(_build(service, region, pool, timeout), attempts)
+    return made
+
+
+def _build(service: str, region: str, pool: int, timeout: float) -> Any:
+    """A new unsigned botocore client; the caller holds ``_SESSION_LOCK``."""
     import botocore.config
     from botocore import UNSIGNED
     from botocore.exceptions import BotoCoreError
 
-    timeout = min(timeout, budget())  # one attempt never outlasts the whole call's budget
     cfg = botocore.config.Config(
         signature_version=UNSIGNED, retries={"total_max_attempts": 1},
         connect_timeout=min(CONNECT_TIMEOUT, timeout), read_timeout=timeout, max_pool_connections=pool,
     )
     try:
-        with _SESSION_LOCK:
-            made = _session().client(service, region_name=region, config=cfg)
+        return _session().create_client(service, region_name=region, config=cfg)
     except BotoCoreError as exc:
         raise ServiceError(f"cannot create the {service} client: {clean(str(exc))}") from None
-    return checked(made, attempts)
 
 
 def checked(made: Any, attempts: int | None = None) -> Any:
@@ -333,7 +366,7 @@ def ca_bundle() -> tuple[str, str | None]:
     if env:
         return "AWS_CA_BUNDLE", env
     try:
-        configured = _session()._session.get_config_variable("ca_bundle")
+        configured = _session().get_config_variable("ca_bundle")
     except Exception:
         configured = None
     return "ca_bundle", str(configured) if configured else None

@@ -42,6 +42,11 @@ CHUNK_LIMIT = 2000
 _READ_ATTEMPTS = 5
 #: Second looks at parts that are missing or wrong while the head stays the same, before "corrupt".
 _SAME_HEAD_RECHECKS = 2
+#: One keyring conversation at a time in this process: gnome-keyring fails lookups ("prompt
+#: dismissed", items not found) when one process opens many connections at once. Held only around
+#: keyring calls (and the chunk journal's lock taken with them), never around network calls or
+#: the session and role locks, so a slow service or a waiting lock never holds up another session.
+_SERIAL = threading.Lock()
 
 
 def stored_size(value: str) -> int:
@@ -288,7 +293,8 @@ class KeyringIO:
 
         def target() -> None:
             try:
-                box["value"] = work()
+                with _SERIAL:  # waiting for it counts against the timeout, as a slow keyring would
+                    box["value"] = work()
             except BaseException as exc:  # re-raised on the calling thread below
                 box["error"] = exc
 

@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NoReturn
 
 from ssocred.adapters.locks import Lock, held, held_fd
@@ -48,11 +48,31 @@ _serving = False
 
 @dataclass
 class RefreshStats:
-    """What this process's refreshes did: ``stats.refreshed``, ``stats.last_commit_ms``."""
+    """What this process's refreshes did: ``stats.refreshed``, ``stats.last_commit_ms``, ``stats.of("corp")``."""
 
     refreshed: int = 0
     #: Milliseconds from the service's answer to the new token being in the keyring.
     last_commit_ms: float | None = None
+    #: Per session: refreshes done here, and the commit time of the last one (refreshes run in parallel).
+    sessions: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def of(self, session: str) -> tuple[int, float | None]:
+        """Refreshes of ``session`` done here and its last commit time: ``stats.of("corp") == (2, 12.5)``."""
+        with self.lock:
+            return self.sessions.get(session, (0, None))
+
+    def count(self, session: str) -> None:
+        """Note a refresh of ``session`` that got a new token: ``stats.count("corp")``."""
+        with self.lock:
+            self.refreshed += 1
+            self.sessions[session] = (self.sessions.get(session, (0, None))[0] + 1, None)
+
+    def committed(self, session: str, ms: float) -> None:
+        """Note how long storing ``session``'s new token took: ``stats.committed("corp", 12.5)``."""
+        with self.lock:
+            self.last_commit_ms = ms
+            self.sessions[session] = (self.sessions.get(session, (0, None))[0], ms)
 
 
 stats = RefreshStats()
@@ -327,7 +347,7 @@ def _refresh_locked(store: Store, session: str, token: Token, now: float, clock:
             refresh_token=grant.refresh_token or token.refresh_token,
             registration=token.registration,
         )
-        stats.refreshed += 1
+        stats.count(session)
         _commit(store, session, new, deadline=answered + COMMIT_BUDGET, answered=answered)
     from ssocred.adapters import awscli_cache
 
@@ -373,7 +393,7 @@ def _commit(store: Store, session: str, new: Token, *, deadline: float, answered
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
     if answered is not None:
-        stats.last_commit_ms = (time.monotonic() - answered) * 1000
+        stats.committed(session, (time.monotonic() - answered) * 1000)
     forget_unsaved(store, session)
     # The token is safe now; the index only describes it (and a stale mark is recognised as such).
     with contextlib.suppress(StoreError):
