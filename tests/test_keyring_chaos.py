@@ -369,23 +369,25 @@ def race(store: Store, secret_service: PrivateSecretService, path: Path) -> None
         for i in (1, 2):
             keyring.set_password(store.service, chunk_name("session:race", stale, i), "old part")
     script = (
-        "import json, sys, time\n"
+        "import json, os, sys, time\n"
         "from ssocred.model.sso import token_from_dict\n"
         "from ssocred.adapters.store import Store\n"
         "values = [token_from_dict(v) for v in json.load(open(sys.argv[1]))]\n"
-        "store, i, end = Store(), 0, time.time() + float(sys.argv[2])\n"
-        "while time.time() < end:\n"
+        "store, i, end = Store(), 0, time.time() + 90\n"
+        "while time.time() < end and not os.path.exists(sys.argv[2]):\n"
         "    i += 1\n"
         "    store.save_session('race', values[i % 2])\n"
         "    time.sleep(0.02)\n"
         "print(i)\n"
     )
-    writer = subprocess.Popen([sys.executable, "-c", script, str(path), "6"], stdout=subprocess.PIPE,
+    stop = path.with_suffix(".stop")  # the writer writes until the reader has raced it enough
+    writer = subprocess.Popen([sys.executable, "-c", script, str(path), str(stop)], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     reads = sweeps = swept = 0
     try:
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        # At least 5 s, 10 reads and 2 sweeps, all while the writer writes (a loaded machine reads slowly).
+        while writer.poll() is None and (time.monotonic() < deadline or reads < 10 or sweeps < 2):
             assert store.load_session("race") in values
             reads += 1
             time.sleep(0.02)  # a reader in a tight loop mostly measures gnome-keyring's own races
@@ -393,6 +395,7 @@ def race(store: Store, secret_service: PrivateSecretService, path: Path) -> None
                 swept += store.sweep(grace=60).parts  # the writer's own generations are all younger
                 sweeps += 1
     finally:
+        stop.touch()
         out, err = writer.communicate(timeout=60)
     last = (err.strip().splitlines() or [""])[-1]
     if writer.returncode != 0 and _flake(last.removeprefix("ssocred.errors.StoreError: ")):
