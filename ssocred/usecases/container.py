@@ -81,6 +81,11 @@ class Grants:
         self._by_role: dict[Role, Grant] = {}
         self._by_id: dict[str, Grant] = {}
 
+    def __len__(self) -> int:
+        """How many roles are served now: ``len(grants)``."""
+        with self._lock:
+            return len(self._by_role)
+
     def issue(self, role: Role) -> Grant:
         """The role's grant, made now when it has none: ``grants.issue(("corp", "1", "Dev"))``.
 
