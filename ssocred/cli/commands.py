@@ -255,7 +255,24 @@ def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | 
     from ssocred.usecases.chain import credentials_for
 
     target, region = _target(args)
+    start_daemon()
     return credentials_for(_store(), target), region
+
+
+def start_daemon() -> None:
+    """Start a daemon in the background when none runs and autostart is allowed; never waits for it.
+
+    Example: ``start_daemon()`` before ``env`` reads the keyring: later calls find the daemon.
+    """
+    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0":
+        return
+    from ssocred import socket_protocol
+    from ssocred.adapters.autostart import listening
+    from ssocred.usecases import autostart
+
+    path = socket_protocol.trusted_socket()
+    if path is not None and not listening(path):
+        autostart.start(wait=0)
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:

@@ -17,6 +17,8 @@ import time
 #: Longest wait for a starting daemon: a cold ``ssocred process`` without one (a boto3 import and a
 #: portal call) takes about as long on a busy laptop, and a burst of them reading the keyring far longer.
 WAIT = 2.0
+#: Longest wait for a command that needs the daemon itself (``ssocred container``): a start on a slow machine.
+START_LIMIT = 30.0
 #: A daemon that died before it was ready (a broken setup, its log says why) is retried this much later.
 RETRY_AFTER = 60.0
 #: How long an autostarted daemon stays without requests, unless ``$SSOCRED_AUTOSTART_IDLE`` says otherwise.
