@@ -28,17 +28,18 @@ CONFIG_KEY = "ssocred_autostart"
 
 def decision() -> tuple[bool, str]:
     """Whether a caller here may start a daemon, and why: ``(False, "CI is set; ...")``."""
-    from ssocred.adapters import autostart, service_manager
+    from ssocred.adapters import autostart
 
     chosen = autostart.setting()
     if chosen is False:
         return False, f"{autostart.VARIABLE}=0"
+    why = autostart.off_by_default() if chosen is None else None  # the cheap checks first: this runs per call
+    if why is not None:
+        return False, f"off by default here: {why} ({autostart.VARIABLE}=1 turns it on)"
+    from ssocred.adapters import service_manager
+
     if service_manager.installed():
         return False, "a service manager starts the daemon (ssocred service install)"
-    if chosen is None:
-        why = autostart.off_by_default()
-        if why is not None:
-            return False, f"off by default here: {why} ({autostart.VARIABLE}=1 turns it on)"
     return True, "on"
 
 
