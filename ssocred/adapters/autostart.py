@@ -31,7 +31,7 @@ NOT_INHERITED = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_PID",
                  "INVOCATION_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID",
                  "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_CREDENTIAL_EXPIRATION",
                  "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN", FD_VARIABLE)
-_POLL = 0.02
+_POLL = 0.05
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
@@ -149,11 +149,47 @@ def inherited_lock() -> int | None:
 def wait_listening(path: str, deadline: float) -> bool:
     """Wait until the socket ``path`` answers, a start in progress ends, or ``deadline`` (monotonic) passes.
 
+    The waiters sleep on the start lock, which the daemon lets go of once it answers: a burst of them
+    polling would take the CPU the starting daemon needs.
     Example: ``wait_listening(socket_path(), time.monotonic() + 2)`` is True once the daemon listens.
     """
-    while True:
-        if listening(path):
-            return True
-        if time.monotonic() >= deadline or not starting():
-            return listening(path)
-        time.sleep(_POLL)
+    if listening(path):
+        return True
+    try:
+        fd = os.open(runtime_dir() / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        _sleep_on(fd, deadline)
+    finally:
+        os.close(fd)
+    return listening(path)
+
+
+def _sleep_on(fd: int, deadline: float) -> None:
+    """Return once the start lock is free or at ``deadline``."""
+    import signal
+    import threading
+
+    left = deadline - time.monotonic()
+    if left <= 0:
+        return
+    if threading.current_thread() is not threading.main_thread():  # no timer signal there: poll instead
+        while time.monotonic() < deadline and starting():
+            time.sleep(_POLL)
+        return
+
+    def expired(*_: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, left)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # closing ``fd`` lets go of it
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except TimeoutError:
+        pass  # also one delivered just as the lock came: the caller looks at the socket either way
+    finally:
+        signal.signal(signal.SIGALRM, previous)
