@@ -11,13 +11,11 @@ Example: ``fd = try_lock(); spawn(fd); os.close(fd)``, then ``wait_listening(pat
 from __future__ import annotations
 
 import _socket
-import contextlib
 import fcntl
 import os
-import subprocess
 import time
 
-from ssocred.adapters.paths import runtime_dir, ssocred_command
+from ssocred import socket_protocol
 
 LOCK_FILE = "autostart.lock"
 #: ``SSOCRED_AUTOSTART=0`` never starts one, ``=1`` starts one even where it is off by default.
@@ -48,8 +46,6 @@ def off_by_default() -> str | None:
     ``/run/user/<uid>``: cron, ``su``, many containers) unless ``$SSOCRED_RUNTIME_DIR`` names one, and
     containers without a keyring (no D-Bus session bus and no ``$PYTHON_KEYRING_BACKEND``).
     """
-    from ssocred import socket_protocol
-
     if os.environ.get("CI", "").strip().lower() not in ("", *_FALSE):
         return "CI is set"
     if not os.environ.get("SSOCRED_RUNTIME_DIR") and not any(
@@ -75,9 +71,19 @@ def listening(path: str) -> bool:
     return True
 
 
+def _lock_path() -> str:
+    # Where a start in progress holds it; creating the directory is left to the one who starts.
+    return os.path.join(socket_protocol.runtime_dir(), LOCK_FILE)
+
+
 def try_lock() -> int | None:
     """The start lock's descriptor when this caller got it, None while a daemon is being started."""
-    fd = os.open(runtime_dir() / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(_lock_path(), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except FileNotFoundError:  # no runtime dir yet, so no start in progress: make it, as a daemon would
+        from ssocred.adapters.paths import runtime_dir
+
+        fd = os.open(runtime_dir() / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -97,10 +103,11 @@ def starting() -> bool:
 
 def last_start(fd: int) -> tuple[str, float, int] | None:
     """The recorded last start, ``("spawned" | "ready", unix time, pid)``, from the locked file."""
-    with contextlib.suppress(OSError, ValueError):
+    try:
         state, at, pid = os.pread(fd, 200, 0).decode().split()
         return state, float(at), int(pid)
-    return None
+    except (OSError, ValueError):
+        return None
 
 
 def _record(fd: int, state: str, pid: int) -> None:
@@ -115,6 +122,10 @@ def spawn(fd: int) -> int:
     Its own session (no terminal, no signal from the caller's group), ``/dev/null`` for its standard
     streams and no other descriptor: nothing the caller's readers wait on stays open.
     """
+    import subprocess
+
+    from ssocred.adapters.paths import ssocred_command
+
     env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
     env[FD_VARIABLE] = str(fd)
     argv = [*ssocred_command(), "daemon", "--autostarted", "--log-dir"]
@@ -127,10 +138,11 @@ def spawn(fd: int) -> int:
 
 def ready(fd: int) -> None:
     """In the started daemon, once its socket answers: record it and let go of the start lock."""
-    with contextlib.suppress(OSError):
+    try:
         _record(fd, "ready", os.getpid())
-    with contextlib.suppress(OSError):
-        os.close(fd)
+    except OSError:
+        pass  # the next start only misses the note that this one succeeded
+    os.close(fd)
 
 
 def inherited_lock() -> int | None:
@@ -156,7 +168,7 @@ def wait_listening(path: str, deadline: float) -> bool:
     if listening(path):
         return True
     try:
-        fd = os.open(runtime_dir() / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+        fd = os.open(_lock_path(), os.O_RDWR | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -168,28 +180,28 @@ def wait_listening(path: str, deadline: float) -> bool:
 
 def _sleep_on(fd: int, deadline: float) -> None:
     """Return once the start lock is free or at ``deadline``."""
-    import signal
-    import threading
+    import _signal  # type: ignore[import-not-found,unused-ignore]  # ``signal`` would load enum: 3 ms a caller
 
     left = deadline - time.monotonic()
     if left <= 0:
-        return
-    if threading.current_thread() is not threading.main_thread():  # no timer signal there: poll instead
-        while time.monotonic() < deadline and starting():
-            time.sleep(_POLL)
         return
 
     def expired(*_: object) -> None:
         raise TimeoutError
 
-    previous = signal.signal(signal.SIGALRM, expired)
     try:
-        signal.setitimer(signal.ITIMER_REAL, left)
+        previous = _signal.signal(_signal.SIGALRM, expired)
+    except ValueError:  # not the main thread: no timer signal here, so poll
+        while time.monotonic() < deadline and starting():
+            time.sleep(_POLL)
+        return
+    try:
+        _signal.setitimer(_signal.ITIMER_REAL, left)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)  # closing ``fd`` lets go of it
         finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
     except TimeoutError:
         pass  # also one delivered just as the lock came: the caller looks at the socket either way
     finally:
-        signal.signal(signal.SIGALRM, previous)
+        _signal.signal(_signal.SIGALRM, previous)

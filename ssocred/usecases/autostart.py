@@ -36,9 +36,9 @@ def decision() -> tuple[bool, str]:
     why = autostart.off_by_default() if chosen is None else None  # the cheap checks first: this runs per call
     if why is not None:
         return False, f"off by default here: {why} ({autostart.VARIABLE}=1 turns it on)"
-    from ssocred.adapters import service_manager
+    from ssocred.adapters.service_files import installed
 
-    if service_manager.installed():
+    if installed():
         return False, "a service manager starts the daemon (ssocred service install)"
     return True, "on"
 
