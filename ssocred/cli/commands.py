@@ -252,27 +252,13 @@ def _request(args: argparse.Namespace) -> Request:
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
     """Credentials for the command's target, and the profile's region."""
+    from ssocred.usecases.autostart import start_in_background
     from ssocred.usecases.chain import credentials_for
 
     target, region = _target(args)
-    start_daemon()
+    start_in_background()
     return credentials_for(_store(), target), region
 
-
-def start_daemon() -> None:
-    """Start a daemon in the background when none runs and autostart is allowed; never waits for it.
-
-    Example: ``start_daemon()`` before ``env`` reads the keyring: later calls find the daemon.
-    """
-    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0":
-        return
-    from ssocred import socket_protocol
-    from ssocred.adapters.autostart import listening
-    from ssocred.usecases import autostart
-
-    path = socket_protocol.trusted_socket()
-    if path is not None and not listening(path):
-        autostart.start(wait=0)
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:

@@ -91,3 +91,18 @@ def start(*, wait: float = WAIT) -> bool:
     finally:
         os.close(fd)
     return wait > 0 and autostart.wait_listening(path, deadline)
+
+
+def start_in_background() -> None:
+    """Start a daemon when none listens and autostart is allowed, without waiting for it.
+
+    Example: ``start_in_background()`` before ``ssocred env`` reads the keyring: later calls find the daemon.
+    """
+    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0":
+        return
+    from ssocred import socket_protocol
+    from ssocred.adapters.autostart import listening
+
+    path = socket_protocol.trusted_socket()
+    if path is not None and not listening(path):
+        start(wait=0)
