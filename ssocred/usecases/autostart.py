@@ -28,6 +28,8 @@ CONFIG_KEY = "ssocred_autostart"
 
 def decision() -> tuple[bool, str]:
     """Whether a caller here may start a daemon, and why: ``(False, "CI is set; ...")``."""
+    if os.name != "posix":
+        return False, "not on this platform (Unix sockets and file locks are needed)"
     from ssocred.adapters import autostart
 
     chosen = autostart.setting()
@@ -98,7 +100,7 @@ def start_in_background() -> None:
 
     Example: ``start_in_background()`` before ``ssocred env`` reads the keyring: later calls find the daemon.
     """
-    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0":
+    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0" or os.name != "posix":
         return
     from ssocred import socket_protocol
     from ssocred.adapters.autostart import listening
