@@ -2,8 +2,9 @@
 
 ``process`` is dispatched before anything else is imported: it runs on every SDK credential
 lookup, so it asks the daemon first (``ssocred.process.client``, nearly free to import) and only
-without an answer pays for ``ssocred.process.local``; it never pays for argparse or the rest of
-the CLI. ``daemon`` and ``emulator`` have front ends of their own; everything else is the CLI.
+without an answer starts one (``ssocred.process.started``) or pays for ``ssocred.process.local``;
+it never pays for argparse or the rest of the CLI. ``daemon`` and ``emulator`` have front ends of
+their own; everything else is the CLI.
 """
 
 import sys
@@ -17,6 +18,10 @@ def main() -> None:
         from ssocred.process import client
 
         code = client.run(argv[1:])
+        if code is None:
+            from ssocred.process import started
+
+            code = started.run(argv[1:])
         if code is None:
             from ssocred.process.local import main as process_main
 

@@ -16,6 +16,10 @@ from tests.support.secret_service import PrivateSecretService
 
 pytest_plugins = ["tests.support.secret_service", "tests.support.daemon"]
 
+# Hundreds of tests run ssocred without a daemon and expect none to appear; tests/test_autostart.py
+# turns it on where it is the subject (CI=true would turn it off anyway, SSOCRED_AUTOSTART=1 overrides).
+os.environ["SSOCRED_AUTOSTART"] = "0"
+
 _SCRUB = (
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
@@ -87,6 +91,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SSOCRED_RUNTIME_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("SSOCRED_LOG_DIR", str(tmp_path / "log"))
     monkeypatch.setenv("SSOCRED_KEYRING_SERVICE", f"ssocred-test-{uuid.uuid4().hex[:12]}")
+    monkeypatch.setenv("SSOCRED_AUTOSTART", "0")
     return home
 
 

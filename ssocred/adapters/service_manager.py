@@ -19,14 +19,15 @@ from xml.sax.saxutils import escape
 
 from ssocred import socket_protocol
 from ssocred.adapters.paths import atomic_write, ssocred_command
+from ssocred.adapters.service_files import LABEL, installed, plist_text, unit_dir_text
 from ssocred.errors import ServiceError, UsageError
 
-LABEL = "com.ssocred.daemon"
 #: The systemd units, in the order they are enabled.
 UNITS = ("ssocred.socket", "ssocred.service")
 #: Variables that relocate ssocred's files: the daemon must see what the installing shell sees.
 PASS_ENV = ("AWS_CONFIG_FILE", "SSOCRED_STATE_DIR", "SSOCRED_RUNTIME_DIR", "SSOCRED_LOG_DIR",
             "SSOCRED_KEYRING_SERVICE", "PYTHON_KEYRING_BACKEND")
+__all__ = ["LABEL", "installed", "plan", "plist_path", "rendered", "status", "unit_dir"]
 PLATFORMS = {"linux": "systemd user units", "darwin": "launchd agent"}
 TOOLS = {"linux": "systemctl", "darwin": "launchctl"}
 SYSTEMCTL = ("systemctl", "--user")
@@ -136,29 +137,17 @@ def _passed_env() -> dict[str, str]:
 
 def unit_dir() -> Path:
     """Where systemd looks for user units: ``$XDG_CONFIG_HOME/systemd/user``, e.g. ``~/.config/systemd/user``."""
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    return Path(base if os.path.isabs(base) else os.path.expanduser("~/.config")) / "systemd" / "user"
+    return Path(unit_dir_text())
 
 
 def plist_path() -> Path:
     """The launchd agent file, ``~/Library/LaunchAgents/com.ssocred.daemon.plist``."""
-    return Path(os.path.expanduser("~/Library/LaunchAgents")) / f"{LABEL}.plist"
+    return Path(plist_text())
 
 
 def darwin_log_dir() -> Path:
     """The agent's log directory: ``$SSOCRED_LOG_DIR`` or ``~/Library/Logs/ssocred``."""
     return Path(os.environ.get("SSOCRED_LOG_DIR") or os.path.expanduser("~/Library/Logs/ssocred"))
-
-
-def installed() -> bool:
-    """Whether a service manager starts the daemon here (its unit or agent file exists): ``installed()``."""
-    try:
-        platform = host_platform()
-    except UsageError:
-        return False
-    if platform == "darwin":
-        return plist_path().exists()
-    return (unit_dir() / "ssocred.service").exists()
 
 
 def rendered(platform: str) -> dict[Path, str]:

@@ -252,10 +252,13 @@ def _request(args: argparse.Namespace) -> Request:
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
     """Credentials for the command's target, and the profile's region."""
+    from ssocred.usecases.autostart import start_in_background
     from ssocred.usecases.chain import credentials_for
 
     target, region = _target(args)
+    start_in_background()
     return credentials_for(_store(), target), region
+
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:

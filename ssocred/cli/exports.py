@@ -17,6 +17,7 @@ def credentials_file(args: argparse.Namespace) -> Report:
     from ssocred.cli.commands import _store, _target
     from ssocred.model.credentials_file import Export, check_name
     from ssocred.usecases import exports
+    from ssocred.usecases.autostart import start_in_background
 
     target_given = any(v is not None for v in (args.profile, args.sso_session, args.account_id, args.role_name))
     if args.remove:
@@ -41,6 +42,7 @@ def credentials_file(args: argparse.Namespace) -> Report:
     from ssocred.model.chain import target_key
 
     target, _region = _target(args)
+    start_in_background()  # it keeps the section fresh
     written = exports.export(_store(), Export(name, *target_key(target)), target)
     return Report("credentials-file", {"action": "export", **written.as_json(),
                                        "shadows_profile": _shadows(name)})

@@ -62,10 +62,19 @@ def _logout(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _started_by(daemon: dict[str, Any]) -> str:
+    """``, autostarted; exits after 8h without requests``, ``, started by systemd`` or nothing."""
+    by, idle = daemon.get("started_by"), daemon.get("idle_exit_seconds")
+    leaves = f"; exits after {duration(idle)} without requests" if isinstance(idle, (int, float)) else ""
+    if by == "autostart":
+        return f", autostarted{leaves}"
+    return f", started {by}{leaves}" if by == "by hand" else f", started by {by}{leaves}" if by else leaves
+
+
 def _daemon(daemon: dict[str, Any] | None) -> list[str]:
     if not daemon:
         return ["daemon: not running (start it with: ssocred service install, or ssocred daemon)"]
-    lines = [f"daemon: running (pid {daemon['pid']}, since {daemon['started_at']})"]
+    lines = [f"daemon: running (pid {daemon['pid']}, since {daemon['started_at']}{_started_by(daemon)})"]
     if daemon.get("refreshes"):
         commit = daemon.get("last_commit_ms")
         stored = f"; the last one was stored {commit:.0f} ms after the answer" if commit is not None else ""

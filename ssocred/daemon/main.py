@@ -13,15 +13,19 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from ssocred.adapters import logs, notify
+from ssocred.adapters.autostart import IDLE_VARIABLE
 from ssocred.adapters.notify import read_status
 from ssocred.cliargs import Parser
 from ssocred.daemon.container import DEFAULT_LISTEN, parse_listen
 from ssocred.daemon.jobs import Daemon, Options, malloc_call
 from ssocred.errors import EXIT_CONFIG, SsocredError
 from ssocred.model import schedule
+from ssocred.usecases.autostart import IDLE_EXIT
 
 __all__ = ["Daemon", "Options", "main", "read_status"]
 
@@ -57,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the container credentials endpoint listens once `ssocred container` asks for it "
                    "(default 127.0.0.1:0, a free port; SDKs take plain HTTP only from loopback, "
                    "169.254.170.2 or 169.254.170.23)")
+    p.add_argument("--autostarted", action="store_true",
+                   help="started by a caller that found no daemon (see `ssocred status`); implies --idle-exit 8h")
+    p.add_argument("--idle-exit", type=schedule.duration, metavar="DURATION",
+                   help="exit after this long without a request, a container grant or a credentials-file export")
     p.add_argument("--verbose", action="store_true", help="log debug messages too")
     return p
 
@@ -91,7 +99,9 @@ def main(argv: list[str]) -> int:
     try:
         opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max,
                        sync_interval=args.sync_interval)
-        code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file, container=args.container_listen)
+        idle = args.idle_exit if args.idle_exit is not None else _autostart_idle() if args.autostarted else None
+        code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file, container=args.container_listen,
+                             started_by="autostart" if args.autostarted else _manager(), idle=idle)
     finally:
         notify.release_pid_lock(lock)
     if not clean:
@@ -117,31 +127,57 @@ def _fail(exc: BaseException, log_file: Path | None) -> int:
     return code
 
 
-def _serve(opts: Options, *, socket: bool, log_file: Path | None,
-           container: tuple[str, int] = DEFAULT_LISTEN) -> tuple[int, bool]:
-    """Run until a signal: (exit code, whether every job finished)."""
+def _autostart_idle() -> float:
+    """``$SSOCRED_AUTOSTART_IDLE`` (a duration), else 8 hours: after that long unused, nothing is pre-fetched anyway."""
+    text = os.environ.get(IDLE_VARIABLE, "")
+    try:
+        return schedule.duration(text or IDLE_EXIT)
+    except ValueError:
+        log.warning("%s=%s is not a duration (like 30m or 8h); using %s", IDLE_VARIABLE, text, IDLE_EXIT)
+        return schedule.duration(IDLE_EXIT)
+
+
+def _manager() -> str:
+    """Who started this daemon, for ``status``: ``systemd``, ``launchd`` or ``by hand``."""
+    if os.environ.get("INVOCATION_ID"):
+        return "systemd"
+    if os.environ.get("XPC_SERVICE_NAME", "").startswith("com.ssocred"):
+        return "launchd"
+    return "by hand"
+
+
+def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tuple[str, int] = DEFAULT_LISTEN,
+           started_by: str = "by hand", idle: float | None = None) -> tuple[int, bool]:
+    """Run until a signal (or ``idle`` seconds without work): (exit code, whether every job finished)."""
+    from ssocred.adapters import autostart
     from ssocred.usecases import tokens
 
     tokens.serve_refreshes()  # clients ask this process to refresh; it never asks another
+    start_lock = autostart.inherited_lock()
     stop = threading.Event()
     # SIGHUP too (a closed terminal): its default would end the daemon in the middle of a refresh.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    daemon = Daemon(opts)
-    daemon.start()
     server = None
-    if socket:
+    if socket:  # first: callers waiting for an autostarted daemon are answered while the scheduler starts
         try:
             from ssocred.daemon import server as sockserver
 
             server = sockserver.start(container=container)
         except (ImportError, SsocredError) as exc:
-            return _fail(exc, log_file), daemon.stop(0)
+            return _fail(exc, log_file), True
+    daemon = _Reported(opts, started_by, idle)
+    daemon.start()
+    if start_lock is not None:
+        autostart.ready(start_lock)
     notify.sd_notify("READY=1")
-    log.info("started (pid %d, %s, pre-fetch of roles used within %g h)", os.getpid(),
-             f"socket {server.path}" if server else "no socket", opts.prefetch_hours)
+    log.info("started (pid %d, %s, %s, pre-fetch of roles used within %g h%s)", os.getpid(), started_by,
+             f"socket {server.path}" if server else "no socket", opts.prefetch_hours,
+             f", exits after {idle:g} s without requests" if idle else "")
     while not stop.wait(1.0):
-        pass
+        if idle and server is not None and _idle(server, idle):
+            log.info("no request for %g s, no container grant and no credentials-file export: exiting", idle)
+            break
     log.info("stopping")
     notify.sd_notify("STOPPING=1")
     if server is not None:
@@ -149,6 +185,31 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None,
     clean = daemon.stop()
     log.info("stopped")
     return 0, clean
+
+
+class _Reported(Daemon):
+    """The daemon whose status also says who started it and when it leaves if unused."""
+
+    def __init__(self, opts: Options, started_by: str, idle: float | None) -> None:
+        super().__init__(opts)
+        self._started_by, self._idle_exit = started_by, idle
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "started_by": self._started_by, "idle_exit_seconds": self._idle_exit}
+
+
+def _idle(server: Any, idle: float) -> bool:
+    """No request for ``idle`` seconds, no container grant and no credentials-file export."""
+    if time.monotonic() - server.responder.last_request < idle:
+        return False
+    if server.container is not None and len(server.container.grants):
+        return False
+    from ssocred.usecases import exports
+
+    try:
+        return not exports.roles()
+    except SsocredError:
+        return False
 
 
 if __name__ == "__main__":

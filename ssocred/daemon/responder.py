@@ -62,10 +62,13 @@ class Responder:
         self._keepalive = KeepAlive()
         #: More requests by ``op`` (the container endpoint's): each answers ``(code, text)``.
         self.ops: dict[str, Op] = {}
+        #: ``time.monotonic()`` of the last request (socket or container endpoint): an idle daemon may leave.
+        self.last_request = time.monotonic()
 
     def serve(self, conn: socket.socket) -> None:
         """Check the peer, read one request, send the reply: ``responder.serve(conn)``."""
         uid = peer_uid(conn)
+        self.last_request = time.monotonic()
         if uid != os.getuid():
             log.warning("refused a connection from uid %d: the daemon answers uid %d only", uid, os.getuid())
             _send(conn, FALLBACK, "refused: not the daemon's user\n")
@@ -164,6 +167,7 @@ class Responder:
 
     def credentials(self, target: Target, config_path: Path | None = None) -> RoleCredentials:
         """Fresh credentials for ``target`` as ``process`` gets them, never a login: ``responder.credentials(t)``."""
+        self.last_request = time.monotonic()
         return self._credentials(target, may_login=False, config_path=config_path)
 
     def used(self, role: Role) -> None:

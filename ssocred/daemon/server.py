@@ -55,6 +55,7 @@ class RunningServer:
     def __init__(self, server: _Server, thread: threading.Thread, path: str, inode: int | None,
                  container: Endpoint | None = None) -> None:
         self._server = server
+        self.responder = server.responder
         self._thread = thread
         self._inode = inode
         self.path = path

@@ -81,6 +81,11 @@ class Grants:
         self._by_role: dict[Role, Grant] = {}
         self._by_id: dict[str, Grant] = {}
 
+    def __len__(self) -> int:
+        """How many roles are served now: ``len(grants)``."""
+        with self._lock:
+            return len(self._by_role)
+
     def issue(self, role: Role) -> Grant:
         """The role's grant, made now when it has none: ``grants.issue(("corp", "1", "Dev"))``.
 
@@ -155,7 +160,7 @@ def grant(served: Target, config_path: Path | None = None) -> Access:
     if isinstance(served, Chain):
         extra = {"chain": chain_to_dict(served),
                  "config": os.path.abspath(config_path or paths.aws_config_file())}
-    answer = _ask(OP_GRANT, *target_key(served), extra=extra)
+    answer = _ask(OP_GRANT, *target_key(served), extra=extra, start=True)
     url, token = answer.get("url"), answer.get("token")
     if not (isinstance(url, str) and isinstance(token, str)):
         raise ServiceError("the daemon's answer to the container request is not understood",
@@ -186,14 +191,21 @@ def revoke_session(session: str) -> None:
 
 
 def _ask(op: str, session: str, account: str | None, role: str | None, *,
-         extra: dict[str, object] | None = None) -> dict[str, object]:
-    """Send one container request to the daemon: its answer, or the error it reported."""
+         extra: dict[str, object] | None = None, start: bool = False) -> dict[str, object]:
+    """Send one container request to the daemon (``start``: autostart one if none answers): its answer, or error."""
     from ssocred import socket_protocol
 
     request = {"v": socket_protocol.PROTOCOL_VERSION, "op": op, "session": session, "account": account,
                "role": role, "service": socket_protocol.keyring_service(),
                "backend": os.environ.get("PYTHON_KEYRING_BACKEND", ""), **(extra or {})}
-    reply = socket_protocol.exchange((json.dumps(request) + "\n").encode("utf-8", "surrogateescape"))
+    line = (json.dumps(request) + "\n").encode("utf-8", "surrogateescape")
+    reply = socket_protocol.exchange(line)
+    if reply is None and start:
+        from ssocred.usecases import autostart
+
+        # A grant lives as long as its daemon: wait for the one being started rather than fail.
+        if autostart.start(wait=autostart.START_LIMIT):
+            reply = socket_protocol.exchange(line)
     if reply is None:
         raise ServiceError("no ssocred daemon answered, and the container endpoint is served by the daemon",
                            fix="start it: ssocred service install (or run: ssocred daemon); it must use "

@@ -242,7 +242,10 @@ def daemon(ctx: Context) -> Check:
                 f"AWS CLI and SDKs using it stop working when it expires{ends}") if exported else ""
         return Check("daemon", WARN, f"not running: tokens are refreshed only when a command needs one{what}",
                      "run: ssocred service install (or start ssocred daemon)")
-    running = f"running (pid {status.get('pid')}, since {status.get('started_at', '?')})"
+    who = status.get("started_by")
+    by = ", autostarted" if who == "autostart" else f", started {who}" if who == "by hand" else \
+        f", started by {who}" if who else ""
+    running = f"running (pid {status.get('pid')}, since {status.get('started_at', '?')}{by})"
     session = status.get("sessions", {}).get(ctx.key or "") if isinstance(status.get("sessions"), dict) else None
     error = session.get("last_error") if isinstance(session, dict) else None
     if error:

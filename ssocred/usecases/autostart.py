@@ -1,0 +1,110 @@
+"""Autostart: when no daemon answers, start one for this user in the background, unless that is unwelcome.
+
+Never when a service manager owns the daemon (``ssocred service install``: its socket starts it),
+never with ``SSOCRED_AUTOSTART=0`` or ``ssocred_autostart = false`` in the ``[default]`` section of
+``~/.aws/config``, and by default not in CI, without a private runtime dir, or in a container without a
+keyring (``adapters.autostart.off_by_default``; ``SSOCRED_AUTOSTART=1`` overrides that default).
+A caller waits for a starting daemon at most ``WAIT`` seconds, then answers by itself as it would have
+without a daemon. A daemon that died before it answered is not started again for ``RETRY_AFTER``.
+Example: ``start(wait=WAIT)`` is True when a daemon now listens on the socket.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+#: Longest wait for a starting daemon: a cold ``ssocred process`` without one (a boto3 import and a
+#: portal call) takes about as long on a busy laptop, and a burst of them reading the keyring far longer.
+WAIT = 2.0
+#: Longest wait for a command that needs the daemon itself (``ssocred container``): a start on a slow machine.
+START_LIMIT = 30.0
+#: A daemon that died before it was ready (a broken setup, its log says why) is retried this much later.
+RETRY_AFTER = 60.0
+#: How long an autostarted daemon stays without requests, unless ``$SSOCRED_AUTOSTART_IDLE`` says otherwise.
+IDLE_EXIT = "8h"
+CONFIG_KEY = "ssocred_autostart"
+
+
+def decision() -> tuple[bool, str]:
+    """Whether a caller here may start a daemon, and why: ``(False, "CI is set; ...")``."""
+    if os.name != "posix":
+        return False, "not on this platform (Unix sockets and file locks are needed)"
+    from ssocred.adapters import autostart
+
+    chosen = autostart.setting()
+    if chosen is False:
+        return False, f"{autostart.VARIABLE}=0"
+    why = autostart.off_by_default() if chosen is None else None  # the cheap checks first: this runs per call
+    if why is not None:
+        return False, f"off by default here: {why} ({autostart.VARIABLE}=1 turns it on)"
+    from ssocred.adapters.service_files import installed
+
+    if installed():
+        return False, "a service manager starts the daemon (ssocred service install)"
+    return True, "on"
+
+
+def _config_refuses() -> bool:
+    """``ssocred_autostart = false`` in ``[default]``; an unreadable config refuses nothing (the caller says why)."""
+    from ssocred.adapters import config_file
+    from ssocred.errors import SsocredError
+
+    try:
+        value = config_file.load().profiles.get("default")
+    except SsocredError:
+        return False
+    text = value.values.get(CONFIG_KEY, "") if value is not None else ""
+    return text.strip().lower() in ("false", "0", "no", "off")
+
+
+def start(*, wait: float = WAIT) -> bool:
+    """Make sure a daemon listens, starting one when allowed; whether one listens (after at most ``wait`` s).
+
+    Example: ``start()`` in ``ssocred process`` after no daemon answered; then ask it again.
+    """
+    from ssocred import socket_protocol
+    from ssocred.errors import SsocredError
+
+    allowed, _ = decision()
+    path = socket_protocol.trusted_socket() if allowed else None
+    if path is None:
+        return False
+    from ssocred.adapters import autostart
+
+    deadline = time.monotonic() + wait
+    try:
+        fd = autostart.try_lock()
+    except (OSError, SsocredError):
+        return False  # no runtime dir to start from: the caller's own path says what is wrong
+    if fd is None:  # another caller is starting one
+        return autostart.wait_listening(path, deadline)
+    try:
+        if autostart.listening(path):
+            return True
+        last = autostart.last_start(fd)
+        if last is not None and last[0] == "spawned" and time.time() - last[1] < RETRY_AFTER:
+            return False
+        if _config_refuses():
+            return False
+        autostart.spawn(fd)
+    except (OSError, SsocredError):
+        return False
+    finally:
+        os.close(fd)
+    return wait > 0 and autostart.wait_listening(path, deadline)
+
+
+def start_in_background() -> None:
+    """Start a daemon when none listens and autostart is allowed, without waiting for it.
+
+    Example: ``start_in_background()`` before ``ssocred env`` reads the keyring: later calls find the daemon.
+    """
+    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0" or os.name != "posix":
+        return
+    from ssocred import socket_protocol
+    from ssocred.adapters.autostart import listening
+
+    path = socket_protocol.trusted_socket()
+    if path is not None and not listening(path):
+        start(wait=0)
