@@ -300,3 +300,42 @@ def test_an_xml_answer_is_sts_own_but_foreign_for_json_services() -> None:
     assert refused is not None and "answered HTTP 403 with XML, not an AWS answer" in refused.message
     page = aws.foreign_answer(_Refused("html"), "sts")
     assert page is not None and page.message.startswith("STS answered HTTP 403 with an HTML page")
+
+
+def _doctor(profile: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    r = run("doctor", "--profile", profile, "--json")
+    data = json.loads(r.stdout)
+    assert data["exit_code"] == r.returncode
+    return r.returncode, {c["id"]: c for c in data["checks"]}
+
+
+@pytest.mark.slow
+def test_doctor_checks_the_chain_its_source_and_the_assume_role(chained: RunningEmulator) -> None:
+    code, checks = _doctor("chained")
+    assert checks["config"]["status"] == "pass", checks["config"]
+    assert checks["config"]["summary"].startswith(
+        f"profile 'chained' assumes Deploy in 222233334444 (STS in eu-west-1) with the credentials of {ROLE} "
+        f"in {ACCOUNT}, sso-session 'corp'")
+    assert checks["routing"]["status"] == "pass"
+    assert checks["routing"]["summary"].startswith(
+        "botocore assumes the role of [profile chained] itself, with the credentials of [profile dev]: "
+        "credential_process runs ssocred process")
+    assert checks["token"]["status"] == "pass" and checks["access"]["status"] == "pass", checks
+    assert checks["access"]["summary"].startswith(
+        f"role {ROLE} is assigned to you in account {ACCOUNT}; assuming {DEPLOY} works (credentials until ")
+    assert code == 0
+    # Through a credential_process line that names the chained profile, ssocred does the AssumeRole.
+    code, checks = _doctor("chained-cached")
+    assert checks["config"]["summary"].startswith("profile 'chained-cached' assumes Deploy in 222233334444")
+    assert checks["routing"]["status"] == "pass" and checks["access"]["status"] == "pass", checks
+    # A role that refuses the AssumeRole fails access with exit 4; a chain ssocred cannot use fails config.
+    chained.control(deny_assume_role=[DEPLOY])
+    _drop = run("logout", "--sso-session", "corp")  # the cached chained credentials go with the session
+    assert _drop.returncode == 0
+    login(chained)
+    code, checks = _doctor("chained")
+    assert code == EXIT_ACCESS_DENIED and checks["access"]["status"] == "fail", checks
+    assert f"assuming {DEPLOY} failed: STS refused AssumeRole" in checks["access"]["summary"]
+    write_config(_config(f"[profile m]\nrole_arn = {DEPLOY}\nsource_profile = dev\nmfa_serial = arn:x\n"))
+    code, checks = _doctor("m")
+    assert code == EXIT_CONFIG and checks["config"]["status"] == "fail" and "mfa_serial" in checks["config"]["summary"]

@@ -16,6 +16,7 @@ from ssocred.model.sso import login_command
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
+    from ssocred.model.chain import Chain
     from ssocred.model.config import AwsConfig, ResolvedSso
     from ssocred.model.sso import Token
 
@@ -58,6 +59,8 @@ class Context:
     token: Token | None = None
     ca_ok: bool = True
     endpoint_ok: bool = False
+    #: A chained profile's chain: the checks look at its SSO source, ``access`` also at the AssumeRole.
+    chain: Chain | None = None
     results: dict[str, Check] = field(default_factory=dict)
 
     @property

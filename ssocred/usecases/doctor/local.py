@@ -19,7 +19,7 @@ from ssocred.usecases.doctor.check import FAIL, PASS, SKIP, WARN, Check, Context
 from ssocred.usecases.doctor.routing import uses_ssocred
 
 if TYPE_CHECKING:
-    pass
+    from ssocred.model.config import AwsConfig
 
 
 # --- 1. config ------------------------------------------------------------------------------------
@@ -43,6 +43,8 @@ def config(ctx: Context) -> Check:
                      "sso_start_url = <start URL> and sso_region = <region>")
     try:
         ctx.cfg = cfg = config_file.load()
+        if ctx.profile and _chained(ctx, cfg, ctx.profile):
+            return _chain_config(ctx, cfg)
         ctx.target = target = cfg.select(ctx.profile, ctx.session, os.environ.get("AWS_PROFILE"))
         if ctx.profile:
             prof = cfg.profile(ctx.profile)
@@ -70,6 +72,45 @@ def config(ctx: Context) -> Check:
                      f"sso_session = <name> to {section_label('profile', ctx.profile or '')}")
     return Check("config", PASS,
                  f"{what}sso-session '{clean(target.cache_key)}' ({clean(target.start_url)}, {clean(target.region)})")
+
+
+def _chained(ctx: Context, cfg: AwsConfig, profile: str) -> bool:
+    """Whether ``profile`` is a chained role (``role_arn``, or a line naming such a profile); sets ``ctx.chain``.
+
+    A chain that cannot be used raises its ConfigError, which names the fix.
+    """
+    from ssocred.model.chain import Chain, resolve
+
+    values = cfg.profile(profile).values
+    try:
+        found = resolve(cfg, profile)
+    except ConfigError:
+        if "role_arn" in values:
+            raise
+        return False  # not a chain: the checks below say what is wrong with it
+    if isinstance(found, Chain):
+        ctx.chain = found
+    return ctx.chain is not None
+
+
+def _chain_config(ctx: Context, cfg: AwsConfig) -> Check:
+    """The config verdict of a chained profile; the later checks look at its SSO source role."""
+    from ssocred.model.config import region_problem
+
+    chain = ctx.chain
+    assert chain is not None and ctx.profile is not None
+    source = chain.source
+    ctx.target = target = cfg.select(None, source.session, None)
+    ctx.account, ctx.role = source.account_id, source.role_name
+    bad_region = region_problem(cfg, target, None)
+    if bad_region is not None:
+        ctx.target = None
+        return Check("config", FAIL, bad_region.message, bad_region.fix)
+    steps = " then ".join(f"{clean(link.role_name)} in {link.account_id}" for link in chain.links)
+    return Check("config", PASS,
+                 f"profile '{clean(ctx.profile)}' assumes {steps} (STS in {chain.last.region}) with the credentials "
+                 f"of {clean(source.role_name)} in {source.account_id}, sso-session '{clean(target.cache_key)}' "
+                 f"({clean(target.start_url)}, {clean(target.region)})")
 
 
 # --- 3. keyring -----------------------------------------------------------------------------------

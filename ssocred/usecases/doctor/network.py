@@ -169,9 +169,27 @@ def access(ctx: Context) -> Check:
     except SsocredError as exc:  # what fails this listing fails process's GetRoleCredentials as well
         return Check("access", FAIL, f"could not list your roles: {exc.message}", exc.fix, exit_code=exc.exit_code)
     if ctx.role in roles:
-        return Check("access", PASS, f"role {role} is assigned to you in account {account}")
+        assigned = f"role {role} is assigned to you in account {account}"
+        return _chain_access(ctx, assigned) if ctx.chain is not None else Check("access", PASS, assigned)
     have = ", ".join(clean(r) for r in roles) or "none"
     return Check("access", FAIL, f"role {role} is not assigned to you in account {account} (you have: {have})", fix)
+
+
+def _chain_access(ctx: Context, assigned: str) -> Check:
+    """A chained profile's access: its source role is assigned, and each AssumeRole of the chain works."""
+    from ssocred.adapters.store import Store
+    from ssocred.model.sso import iso_z
+    from ssocred.usecases.chain import credentials_for
+
+    assert ctx.chain is not None
+    last = ctx.chain.last
+    try:
+        creds = credentials_for(ctx.store or Store(), ctx.chain)
+    except SsocredError as exc:
+        return Check("access", FAIL, f"{assigned}, but assuming {clean(last.role_arn)} failed: {exc.message}",
+                     exc.fix, exit_code=exc.exit_code)
+    return Check("access", PASS, f"{assigned}; assuming {clean(last.role_arn)} works (credentials until "
+                 f"{iso_z(creds.expiration)})")
 
 
 def _record_rejection(ctx: Context) -> None:

@@ -43,15 +43,40 @@ def runs_ssocred(line: str | None) -> bool:
 
 def routing(ctx: Context) -> Check:
     """Whether botocore will ask ssocred for the profile: ``routing(ctx).status == "fail"`` with sso_account_id set."""
-    from ssocred.adapters import awscli_cache
-    from ssocred.model.config import OWN_KEYS
-
     if not ctx.profile:
         return Check("routing", SKIP, "no profile selected (checking an sso-session only)")
     if ctx.cfg is None or ctx.profile not in ctx.cfg.profiles:
         return Check("routing", SKIP, "the profile could not be read (see config)")
-    prof = ctx.cfg.profile(ctx.profile)
     label = section_label("profile", ctx.profile)
+    root = _chain_root(ctx)
+    if root is not None:
+        # botocore runs its own AssumeRole for a role_arn profile, with the source profile's credentials.
+        source = _routing_for(ctx, root)
+        summary = (f"botocore assumes the role of {label} itself, with the credentials of "
+                   f"{section_label('profile', root)}: {source.summary}")
+        return Check("routing", source.status, summary, source.fix)
+    return _routing_for(ctx, ctx.profile)
+
+
+def _chain_root(ctx: Context) -> str | None:
+    """The profile at the start of a ``role_arn``/``source_profile`` chain, when the selected profile has one."""
+    if ctx.chain is None or ctx.cfg is None or ctx.profile is None:
+        return None
+    name, seen = ctx.profile, set()
+    while "role_arn" in ctx.cfg.profile(name).values and name not in seen:
+        seen.add(name)
+        name = ctx.cfg.profile(name).values.get("source_profile", "")
+    return name if name != ctx.profile and name in ctx.cfg.profiles else None
+
+
+def _routing_for(ctx: Context, name: str) -> Check:
+    """The routing verdict of profile ``name``."""
+    from ssocred.adapters import awscli_cache
+    from ssocred.model.config import OWN_KEYS
+
+    assert ctx.cfg is not None
+    prof = ctx.cfg.profile(name)
+    label = section_label("profile", name)
     line = prof.credential_process
     native = [key for key in NATIVE_KEYS if key in prof.values]
     if line and native:
@@ -69,10 +94,10 @@ def routing(ctx: Context) -> Check:
                      f"in {label}: {' and '.join(actions)} (ssocred profiles carry the account and role "
                      "in the credential_process arguments)")
     if line:
-        return _command_routing(ctx.profile, label, line)
+        return _command_routing(name, label, line)
     if any(key.startswith("ssocred_") for key in prof.values):
         return Check("routing", FAIL, f"{label} has ssocred_* keys but no credential_process, so no SDK asks ssocred",
-                     f"add credential_process = ssocred process --profile {shlex.quote(ctx.profile)} to {label}")
+                     f"add credential_process = ssocred process --profile {shlex.quote(name)} to {label}")
     if native:
         note = "botocore uses its own SSO provider and the token in ~/.aws/sso/cache"
         if ctx.key and ctx.key in awscli_cache.exported_sessions():
@@ -80,7 +105,7 @@ def routing(ctx: Context) -> Check:
         return Check("routing", WARN, f"{note}, which ssocred does not fill",
                      f"run: ssocred login {ctx.selector()} --export-aws-cli-cache, or replace "
                      f"{' and '.join(native)} with credential_process = ssocred process "
-                     f"--profile {shlex.quote(ctx.profile)} and ssocred_account_id/ssocred_role_name")
+                     f"--profile {shlex.quote(name)} and ssocred_account_id/ssocred_role_name")
     return Check("routing", WARN, f"{label} names no account and role, so SDKs get no credentials from it",
                  f"add credential_process = ssocred process {ctx.selector()} "
                  f"--account-id <account id> --role-name <role name> to {label}")
