@@ -206,3 +206,37 @@ def test_the_setting_reads_yes_and_no(monkeypatch: pytest.MonkeyPatch) -> None:
     for value, expected in (("0", False), ("off", False), ("1", True), ("TRUE", True), ("", None), ("x", None)):
         monkeypatch.setenv("SSOCRED_AUTOSTART", value)
         assert spawning.setting() is expected
+
+
+@pytest.mark.slow
+def test_container_starts_a_daemon_and_its_grant_works(on: RunningEmulator) -> None:
+    import urllib.request
+
+    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
+    assert _daemon_pid() is None
+    r = run("container", "--profile", "dev", "--json")
+    assert r.returncode == 0, r.stderr
+    variables = json.loads(r.stdout)
+    pid = _daemon_pid()
+    assert pid is not None and _alive(pid) and len(_starts_logged()) == 1
+    request = urllib.request.Request(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
+                                     headers={"Authorization": variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200 and json.loads(answer.read())["AccountId"] == ACCOUNT
+
+
+@pytest.mark.slow
+def test_an_export_keeps_an_idle_autostarted_daemon_until_it_is_removed(
+        on: RunningEmulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SSOCRED_AUTOSTART_IDLE", "2s")
+    write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
+    r = run("credentials-file", "--profile", "dev", "--as", "dev-keys")
+    assert r.returncode == 0, r.stderr
+    deadline = time.monotonic() + 30
+    while _daemon_pid() is None and time.monotonic() < deadline:  # started in the background
+        time.sleep(0.1)
+    pid = _daemon_pid()
+    assert pid is not None
+    assert not _wait_gone(pid, timeout=6)  # three idle periods: the export keeps it
+    assert run("credentials-file", "--remove", "--as", "dev-keys").returncode == 0
+    assert _wait_gone(pid, timeout=60)
