@@ -18,9 +18,10 @@ def main() -> None:
 
         code = client.run(argv[1:])
         if code is None:
+            from ssocred.process.local import exit_now
             from ssocred.process.local import main as process_main
 
-            code = process_main(argv[1:])
+            exit_now(process_main(argv[1:]))
         raise SystemExit(code)
     if command == "daemon":
         from ssocred.daemon.main import main as daemon_main

@@ -141,6 +141,8 @@ class PooledSecretService(SecretService.Keyring):
                 collection = secretstorage.get_default_collection(link.connection, link.session)
         except secretstorage.SecretStorageException as exc:
             raise InitError(f"Failed to create the collection: {exc}.") from exc
+        # An existing default collection is returned without the session: its items would each open one.
+        collection.session = link.session
         if collection.is_locked():
             collection.unlock()
             if collection.is_locked():  # the user dismissed the prompt
