@@ -166,3 +166,37 @@ def test_a_cache_hit_without_a_daemon_imports_only_what_the_read_uses(sso: Runni
               "ssocred.model.config", "ssocred.model.chain", "argparse"}
     assert not imported & unused
 
+
+
+EXIT = """
+import atexit, sys, threading, time, types
+from ssocred.process.local import exit_now
+
+class Noisy:
+    def __del__(self):
+        sys.stderr.write("torn down\\n")
+
+noisy = Noisy()
+atexit.register(lambda: sys.stderr.write("handler ran\\n"))
+sys.stdout.write("answer")  # no newline: left in the buffer until the exit flushes it
+case = sys.argv[1]
+if case == "thread":
+    threading.Thread(target=lambda: (time.sleep(0.3), sys.stdout.write(" and more"))).start()
+elif case == "fetched":
+    sys.modules["botocore"] = types.ModuleType("botocore")
+exit_now(3)
+"""
+
+
+@pytest.mark.parametrize(("case", "stdout", "torn_down"), [
+    ("hit", "answer", False),
+    ("thread", "answer and more", True),  # a thread still working: the normal exit waits for it
+    ("fetched", "answer", True),
+])
+def test_exit_now_runs_handlers_and_flushes_and_tears_down_only_when_it_may_matter(
+    case: str, stdout: str, torn_down: bool
+) -> None:
+    out = subprocess.run([sys.executable, "-c", EXIT, case], capture_output=True, text=True, check=False, timeout=60)
+    assert (out.returncode, out.stdout) == (3, stdout)
+    assert out.stderr.startswith("handler ran\n")
+    assert ("torn down" in out.stderr) is torn_down
