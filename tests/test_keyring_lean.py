@@ -127,7 +127,7 @@ def test_never_a_candidate_of_keyrings_detection() -> None:
 DEFERRED = """
 import importlib, sys, types
 from ssocred.adapters.deferred_imports import READ_UNUSED, defer
-assert defer(READ_UNUSED) == ["urllib.request", "importlib_metadata"], sys.modules.get("urllib.request")
+assert defer(READ_UNUSED) == ["urllib.request", "importlib_metadata", "more_itertools"]
 assert defer(("os", "no_such_module_at_all", "no_such_package.sub")) == []
 import keyring.core, keyring.backends.SecretService
 assert "http.client" not in sys.modules and "email.parser" not in sys.modules
@@ -140,6 +140,11 @@ import jaraco.context
 assert jaraco.context.urllib.request.urlopen is sys.modules["urllib.request"].urlopen
 from keyring.compat.py312 import metadata
 assert metadata.version("keyring") and type(sys.modules["importlib_metadata"]) is types.ModuleType
+import jaraco.functools
+assert type(sys.modules["more_itertools"]) is not types.ModuleType
+assert list(jaraco.functools.more_itertools.chunked([1, 2, 3], 2)) == [[1, 2], [3]]
+import more_itertools
+assert type(more_itertools) is types.ModuleType and more_itertools.first([4]) == 4
 print("ok")
 """
 
@@ -163,7 +168,7 @@ def test_a_cache_hit_without_a_daemon_imports_only_what_the_read_uses(sso: Runni
     imported = {line.split("|")[-1].strip() for line in hit.stderr.splitlines() if line.startswith("import time:")}
     assert "ssocred.process.local" in imported and "keyring" in imported
     unused = {"boto3", "botocore", "urllib.request", "http.client", "email.parser", "importlib_metadata",
-              "ssocred.model.config", "ssocred.model.chain", "argparse"}
+              "more_itertools", "ssocred.model.config", "ssocred.model.chain", "argparse"}
     assert not imported & unused
 
 

@@ -1,9 +1,10 @@
 """Modules that keyring's dependencies import but a keyring read never uses, loaded on first use instead.
 
 ``jaraco.context`` (imported by every keyring backend) imports ``urllib.request`` (and with it
-http.client, email and ssl) for a download helper; keyring imports ``importlib_metadata`` to
-find plugins, which a remembered backend never looks for. Together they cost ``ssocred process``
-without a daemon about twice the start-up of the interpreter. ``defer`` puts a
+http.client, email and ssl) for a download helper, ``jaraco.functools`` imports ``more_itertools``
+for helpers keyring does not call, and keyring imports ``importlib_metadata`` to find plugins,
+which a remembered backend never looks for. Together they cost ``ssocred process`` without a
+daemon more than twice the start-up of the interpreter. ``defer`` puts a
 stand-in module in ``sys.modules``: the first attribute anyone reads from it imports the real
 module, which from then on is the one in ``sys.modules``, so later imports get the real one.
 
@@ -19,7 +20,7 @@ import types
 from typing import Any
 
 #: Imported by keyring and its dependencies at import time, unused by a read through a remembered backend.
-READ_UNUSED = ("urllib.request", "importlib_metadata")
+READ_UNUSED = ("urllib.request", "importlib_metadata", "more_itertools")
 
 
 class _Deferred(types.ModuleType):
