@@ -175,7 +175,7 @@ def test_a_cache_hit_without_a_daemon_imports_only_what_the_read_uses(sso: Runni
 
 EXIT = """
 import atexit, sys, threading, time, types
-from ssocred.process.local import exit_now
+from ssocred.__main__ import exit_now
 
 class Noisy:
     def __del__(self):

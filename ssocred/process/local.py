@@ -11,7 +11,7 @@ Example: ``main(["--profile", "dev"])`` prints the credential_process JSON and r
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ssocred.adapters.store import Store
@@ -110,27 +110,3 @@ def main(argv: list[str]) -> int:
             sys.stderr.write(f"ssocred: warning: {line}\n")
     return 0
 
-
-def exit_now(code: int) -> NoReturn:
-    """Exit with ``code`` once exit handlers ran and output is flushed, without the interpreter's teardown.
-
-    Tearing down keyring's and the Secret Service's modules costs a cache hit about as much as
-    starting Python does; nothing of ours needs it. A normal exit is taken when the teardown may
-    matter: a non-daemon thread still runs, or boto3 was loaded (a fetch; its time dwarfs this).
-    Example: ``exit_now(main(["--profile", "dev"]))``
-    """
-    import atexit
-    import os
-    import threading
-
-    run_handlers = getattr(atexit, "_run_exitfuncs", None)
-    busy = any(t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
-    if run_handlers is None or busy or "botocore" in sys.modules:
-        raise SystemExit(code)
-    run_handlers()  # logging's shutdown, and anything else registered: as at a normal exit
-    try:
-        sys.stdout.flush()
-        sys.stderr.flush()
-    except (OSError, ValueError):
-        raise SystemExit(code) from None  # the normal exit reports a closed pipe as it always does
-    os._exit(code)
