@@ -109,4 +109,3 @@ def main(argv: list[str]) -> int:
         for line in tokens.unsaved_warnings():
             sys.stderr.write(f"ssocred: warning: {line}\n")
     return 0
-
