@@ -133,7 +133,7 @@ def main() -> int:
                 "boto3 native SSO provider (reference)": ([python, "-c", NATIVE], env),
             }
             if args.wheel:
-                no_site = f"import sys; sys.path.append({str(purelib)!r}); {DIRECT}"
+                no_site = f"import sys; sys.path.insert(0, {str(purelib)!r}); {DIRECT}"
                 cases["ssocred process (daemon), python -S"] = ([python, "-S", "-c", no_site, *process_args], env)
             for argv, case_env in cases.values():  # warm the page cache and the daemon
                 _time(argv, case_env)
