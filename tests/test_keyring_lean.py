@@ -132,6 +132,9 @@ assert defer(("os", "no_such_module_at_all", "no_such_package.sub")) == []
 import keyring.core, keyring.backends.SecretService
 assert "http.client" not in sys.modules and "email.parser" not in sys.modules
 assert type(sys.modules["urllib.request"]) is not types.ModuleType
+import importlib.util
+assert importlib.util.find_spec("urllib.request").name == "urllib.request"
+assert type(sys.modules["urllib.request"]) is not types.ModuleType
 import urllib.request
 from urllib.request import Request
 assert Request.__module__ == "urllib.request" and callable(urllib.request.urlopen)

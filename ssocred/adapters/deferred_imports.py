@@ -5,8 +5,9 @@ http.client, email and ssl) for a download helper, ``jaraco.functools`` imports 
 for helpers keyring does not call, and keyring imports ``importlib_metadata`` to find plugins,
 which a remembered backend never looks for. Together they cost ``ssocred process`` without a
 daemon more than twice the start-up of the interpreter. ``defer`` puts a
-stand-in module in ``sys.modules``: the first attribute anyone reads from it imports the real
-module, which from then on is the one in ``sys.modules``, so later imports get the real one.
+stand-in module in ``sys.modules`` that carries the real module's spec: the first other attribute
+anyone reads from it imports the real module, which from then on is the one in ``sys.modules``,
+so later imports get the real one.
 
 Example: ``defer(READ_UNUSED)`` before ``import keyring``.
 """
@@ -52,11 +53,14 @@ def defer(names: tuple[str, ...]) -> list[str]:
         try:
             parent = importlib.import_module(parent_name) if parent_name else None
             path = getattr(parent, "__path__", None) if parent is not None else None
-            if (parent is not None and path is None) or importlib.machinery.PathFinder.find_spec(name, path) is None:
-                continue  # not there (or not where a plain import finds it): its import fails as before
+            spec = None if parent is not None and path is None else importlib.machinery.PathFinder.find_spec(name, path)
         except ImportError:
             continue
+        if spec is None:
+            continue  # not there (or not where a plain import finds it): its import fails as before
         stand_in = _Deferred(name)
+        # What the import system and importlib.util.find_spec read from a module in sys.modules.
+        stand_in.__spec__, stand_in.__loader__ = spec, spec.loader
         sys.modules[name] = stand_in
         if parent is not None:
             setattr(parent, child, stand_in)  # ``import a.b`` reads ``b`` from ``a``
