@@ -1,12 +1,13 @@
 """keyring's Secret Service backend on one D-Bus connection per process instead of one per call.
 
 keyring's ``SecretService.Keyring`` connects to the session bus and opens an encrypted session
-for every call, and a cache hit reads several items (the credentials, their parts, the index
-of the chunk journal's owner). ``PooledSecretService`` is that backend with the same items (same
-collection, attributes and labels: keyring's own ``_query`` and ``appid``); it keeps idle
-connections with their sessions for the next call. A call runs on a connection no other call
-uses at the time. A failure on a reused connection (the service restarted, the bus went away)
-is retried once on a new one; answers such as "no such item" or "locked" are not.
+(a Diffie-Hellman exchange) for every call, and the store makes several calls in a row (a
+chunked item is a head and its parts; a write reads the head first). ``PooledSecretService`` is
+that backend with the same items (same collection, attributes and labels: keyring's own
+``_query`` and ``appid``); it keeps idle connections, each with its session, for the next call.
+A call runs on a connection no other call uses at the time. A failure on a reused connection
+(the service restarted, the bus went away) is retried once on a new one; answers such as "no
+such item" or "locked" are not.
 
 Example: ``keyring.set_keyring(PooledSecretService.like(keyring.get_keyring()))``
 """
