@@ -9,6 +9,11 @@ without pip's wrapper, to show what ssocred itself adds), and for reference a fr
 process resolving the same role through botocore's native SSO provider, and once per round with
 the daemon stopped (SIGSTOP), as a suspended machine's would be. It prints medians, ratios, where
 the import time goes, the stopped daemon's cost, and both process/floor ratios as the last line.
+
+``--wheel`` times ssocred as users install it: a wheel built from this checkout, installed (not
+editable) with its dependencies into a new virtual environment, whose interpreter is then the
+floor too. It adds one case: the daemon-answered call started with ``python -S`` and the install's
+site-packages put on ``sys.path`` by hand, which is what a launcher that skips ``site`` would cost.
 """
 
 from __future__ import annotations
@@ -37,9 +42,9 @@ DIRECT = "from ssocred.__main__ import main; main()"
 NATIVE = ("import boto3; boto3.Session(profile_name='native').get_credentials().get_frozen_credentials()")
 
 
-def _start_server(env: dict[str, str]) -> subprocess.Popen[str]:
+def _start_server(env: dict[str, str], python: str) -> subprocess.Popen[str]:
     """The daemon's socket server (``python -m ssocred.daemon.server``), once it listens."""
-    proc = subprocess.Popen([sys.executable, "-m", "ssocred.daemon.server"], env=env, text=True,
+    proc = subprocess.Popen([python, "-m", "ssocred.daemon.server"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     if not proc.stdout.readline():
@@ -67,6 +72,18 @@ def _time(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def _install_wheel(tmp: Path) -> tuple[Path, Path]:
+    """This checkout built as a wheel and installed (not editable) into a new venv: (its python, site-packages)."""
+    wheels, venv = tmp / "wheel", tmp / "venv"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", *map(str, wheels.glob("*.whl"))], check=True)
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    return python, Path(purelib)
+
+
 def _setup(tmp: Path, emu_env: dict[str, str]) -> dict[str, str]:
     # Timed as installed, with bytecode caches (kept out of the source tree).
     env = isolated_env(tmp, emu_env, SSOCRED_KEYRING_SERVICE="ssocred-bench", PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
@@ -86,29 +103,38 @@ def main() -> int:
     """Run the benchmark; prints the ratio last."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--wheel", action="store_true", help="time a wheel installed into a new venv (not editable)")
     args = parser.parse_args()
     with (
         keyring_and_emulator("--directory", DIRECTORY) as emu,
         tempfile.TemporaryDirectory(prefix="ssocred-bench-") as d,
     ):
+        python, ssocred = sys.executable, ssocred_argv()
+        if args.wheel:
+            venv_python, purelib = _install_wheel(Path(d))
+            python, ssocred = str(venv_python), [str(venv_python.parent / "ssocred")]
         env = _setup(Path(d), emu.env())
         process_args = ["process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE]
-        process = [*ssocred_argv(), *process_args]
-        direct = [sys.executable, "-c", DIRECT, *process_args]
+        process = [*ssocred, *process_args]
+        direct = [python, "-c", DIRECT, *process_args]
         first = subprocess.run(process, env=env, capture_output=True, text=True, check=True)
         assert json.loads(first.stdout)["Version"] == 1
         # The no-daemon case looks for the socket in a directory where there is none.
         alone = {**env, "SSOCRED_RUNTIME_DIR": str(Path(d) / "run-no-daemon")}
-        server = _start_server(env)
+        server = _start_server(env, python)
         try:
             cases = {
-                "python -c pass": ([sys.executable, "-c", "pass"], env),
-                "python -c <pip's script wrapper alone>": ([sys.executable, "-c", WRAPPER], env),
+                "python -c pass": ([python, "-c", "pass"], env),
+                "python -S -c pass": ([python, "-S", "-c", "pass"], env),
+                "python -c <pip's script wrapper alone>": ([python, "-c", WRAPPER], env),
                 "ssocred process (cache hit, no daemon)": (process, alone),
                 "ssocred process (daemon)": (process, env),
                 "ssocred process (daemon) without the wrapper": (direct, env),
-                "boto3 native SSO provider (reference)": ([sys.executable, "-c", NATIVE], env),
+                "boto3 native SSO provider (reference)": ([python, "-c", NATIVE], env),
             }
+            if args.wheel:
+                no_site = f"import sys; sys.path.insert(0, {str(purelib)!r}); {DIRECT}"
+                cases["ssocred process (daemon), python -S"] = ([python, "-S", "-c", no_site, *process_args], env)
             for argv, case_env in cases.values():  # warm the page cache and the daemon
                 _time(argv, case_env)
             samples: dict[str, list[float]] = {name: [] for name in cases}
@@ -130,10 +156,11 @@ def main() -> int:
         med = {name: statistics.median(v) for name, v in samples.items()}
         floor = med["python -c pass"]
         print(f"machine: {os.cpu_count()} cpus, {sys.platform}, Python {sys.version.split()[0]}; "
+              f"ssocred: {'a wheel installed in a new venv' if args.wheel else 'this checkout'}; "
               f"keyring: Secret Service (gnome-keyring); rounds: {args.rounds}; "
               f"load average {os.getloadavg()[0]:.1f}")
         for name, value in med.items():
-            print(f"  {name:<44} median {value * 1000:7.1f} ms   {value / floor:5.2f}x the floor")
+            print(f"  {name:<46} median {value * 1000:7.1f} ms   {value / floor:5.2f}x the floor")
         for label, rows in (("no daemon", _imports(process, alone)), ("daemon", daemon_imports)):
             print(f"  largest cumulative imports of ssocred process, {label} (us):")
             for us, name in sorted(rows, reverse=True)[:6]:

@@ -26,7 +26,7 @@ def main() -> None:
             from ssocred.process.local import main as process_main
 
             code = process_main(argv[1:])
-        raise SystemExit(code)
+        exit_now(code)
     if command == "daemon":
         from ssocred.daemon.main import main as daemon_main
 
@@ -38,6 +38,34 @@ def main() -> None:
     from ssocred.cli.main import main as cli_main
 
     raise SystemExit(cli_main(argv))
+
+
+def exit_now(code: int) -> None:
+    """Exit with ``code`` once exit handlers ran and output is flushed, without the interpreter's teardown.
+
+    ``process`` runs on every SDK credential lookup and has nothing to tear down: doing it anyway
+    costs a daemon-answered call a seventh of the interpreter's start-up, and a keyring read as much
+    as the start-up itself. A normal exit is taken when the teardown may matter: a non-daemon thread
+    still runs, or boto3 was loaded (a fetch, whose time dwarfs this).
+    Example: ``exit_now(0)`` after the credentials are written.
+    """
+    import atexit
+    import os
+
+    threading = sys.modules.get("threading")
+    busy = threading is not None and any(
+        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+    run_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_handlers is None or busy or "botocore" in sys.modules:
+        raise SystemExit(code)
+    run_handlers()  # logging's shutdown, and whatever else was registered: as at a normal exit
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
+    except (OSError, ValueError):
+        raise SystemExit(code) from None  # the normal exit reports a closed pipe as it always does
+    os._exit(code)
 
 
 if __name__ == "__main__":

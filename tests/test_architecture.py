@@ -112,8 +112,14 @@ def test_package_init_files_hold_a_docstring_at_most(layer: str) -> None:
 
 
 def test_nothing_is_imported_by_a_name_in_a_string() -> None:
+    from ssocred.adapters.deferred_imports import READ_UNUSED
+
+    # The one exception loads modules of other packages that it deferred, never one of ssocred.
+    assert READ_UNUSED and not [n for n in READ_UNUSED if n.split(".")[0] == "ssocred"]
     offenders = []
     for name, path in _modules().items():
+        if name == "ssocred.adapters.deferred_imports":
+            continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 func = node.func

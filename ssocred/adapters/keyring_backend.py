@@ -1,7 +1,9 @@
 """Which keyring backend the store uses: keyring's choice, never one that cannot keep secrets.
 
 The detected backend's name (not a secret) is remembered in the state dir, so that later runs
-can skip keyring's detection, which is most of its start-up cost.
+can skip keyring's detection, which is most of its start-up cost. keyring's Secret Service
+backend is used through ``ssocred.adapters.secret_service``: the same items, one D-Bus connection
+per process rather than one per call.
 Example: ``use_remembered_backend(); usable_backend().name == "SecretService Keyring"``
 """
 
@@ -21,7 +23,7 @@ def usable_backend() -> Any:
     import keyring
     from keyring.backends import chainer, fail, null
 
-    kr = keyring.get_keyring()
+    kr = _pooled(keyring.get_keyring())
     empty_chain = isinstance(kr, chainer.ChainerBackend) and not kr.backends
     if isinstance(kr, (fail.Keyring, null.Keyring)) or empty_chain or _unchosen_plaintext(kr):
         raise StoreError(
@@ -30,11 +32,25 @@ def usable_backend() -> Any:
             "or choose a backend with PYTHON_KEYRING_BACKEND",
         )
     if not isinstance(kr, chainer.ChainerBackend):
-        _remember(f"{type(kr).__module__}.{type(kr).__name__}")
+        _remember(getattr(kr, "KEYRING_NAME", None) or f"{type(kr).__module__}.{type(kr).__name__}")
     return kr
 
 
+def _pooled(kr: Any) -> Any:
+    """keyring's own Secret Service backend becomes the pooled one (made keyring's current backend)."""
+    if f"{type(kr).__module__}.{type(kr).__qualname__}" != _SECRET_SERVICE:
+        return kr
+    import keyring.core
+
+    from ssocred.adapters.secret_service import PooledSecretService
+
+    pooled = PooledSecretService.like(kr)
+    keyring.core.set_keyring(pooled)
+    return pooled
+
+
 _REMEMBERED = "keyring-backend"
+_SECRET_SERVICE = "keyring.backends.SecretService.Keyring"  # noqa: S105 - a class name
 _remembered: str | None = None
 #: What a remembered backend looks like: a class in keyring's or keyrings.alt's backend packages.
 _BACKEND_NAME = re.compile(r"(?:keyring\.backends|keyrings)(?:\.[A-Za-z_]\w*)+")
@@ -85,15 +101,31 @@ def use_remembered_backend() -> None:
     name = _read_remembered(paths.state_dir() / _REMEMBERED)
     if name is None:
         return  # detection decides
+    from ssocred.adapters.deferred_imports import READ_UNUSED, defer
+
+    defer(READ_UNUSED)
     import keyring.core
 
     if keyring.core.load_config():
         return
     try:
-        keyring.core.set_keyring(keyring.core.load_keyring(name))
+        keyring.core.set_keyring(_load(name))
     except Exception:  # a backend that no longer loads: detection decides
         return
     _remembered = name
+
+
+def _load(name: str) -> Any:
+    """keyring's ``load_keyring(name)``; the Secret Service checked on the connection that its calls reuse."""
+    import keyring.core
+
+    if name != _SECRET_SERVICE:
+        return keyring.core.load_keyring(name)
+    from ssocred.adapters.secret_service import PooledSecretService
+
+    pooled = PooledSecretService()
+    pooled.check_available()
+    return pooled
 
 
 def _unchosen_plaintext(kr: Any) -> bool:
