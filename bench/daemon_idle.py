@@ -28,10 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import isolated_env  # noqa: E402
+from bench.common import isolated_env, private_keyring  # noqa: E402
 from tests.support.cli import REGION, START_URL, ssocred_argv  # noqa: E402
 from tests.support.emulator import sso_client, start_emulator  # noqa: E402
-from tests.support.secret_service import start_private_secret_service  # noqa: E402
 
 SESSIONS = ("alpha", "beta", "gamma")
 RSS_TARGET_MB = 45.0
@@ -128,11 +127,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the idle window (60)")
     args = parser.parse_args()
-    service = start_private_secret_service()
-    if service is None:
-        print("gnome-keyring-daemon and dbus-daemon are needed (apt-get install gnome-keyring dbus)")
-        return 2
-    os.environ["DBUS_SESSION_BUS_ADDRESS"] = service.address
+    service = private_keyring()
     emu = start_emulator("--accounts", "10", "--roles", "2")
     proc = None
     try:

@@ -30,11 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import isolated_env  # noqa: E402
+from bench.common import isolated_env, private_keyring  # noqa: E402
 from tests.support.cli import DIRECTORY, START_URL, ssocred_argv  # noqa: E402
 from tests.support.emulator import RunningEmulator, start_emulator  # noqa: E402
 from tests.support.regions import region_endpoints  # noqa: E402
-from tests.support.secret_service import start_private_secret_service  # noqa: E402
 
 REGIONS = {"fast": "us-east-1", "slow": "eu-west-1"}
 
@@ -105,11 +104,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each kind (5)")
     parser.add_argument("--latency-ms", type=int, default=5000, help="latency of the slow service (5000)")
     args = parser.parse_args()
-    service = start_private_secret_service()
-    if service is None:
-        print("gnome-keyring-daemon and dbus-daemon are needed (apt-get install gnome-keyring dbus)")
-        return 2
-    os.environ["DBUS_SESSION_BUS_ADDRESS"] = service.address
+    service = private_keyring()
     emus: dict[str, RunningEmulator] = {name: start_emulator("--directory", DIRECTORY) for name in REGIONS}
     proc = None
     try:
