@@ -339,3 +339,13 @@ def test_doctor_checks_the_chain_its_source_and_the_assume_role(chained: Running
     write_config(_config(f"[profile m]\nrole_arn = {DEPLOY}\nsource_profile = dev\nmfa_serial = arn:x\n"))
     code, checks = _doctor("m")
     assert code == EXIT_CONFIG and checks["config"]["status"] == "fail" and "mfa_serial" in checks["config"]["summary"]
+
+
+@pytest.mark.slow
+def test_status_names_chained_credentials_by_their_role(chained: RunningEmulator) -> None:
+    assert run("env", "--profile", "chained").returncode == 0
+    data = json.loads(run("status", "--json").stdout)
+    creds = {(c["account_id"], c["role_name"], c["chained"]) for c in data["sessions"][0]["credentials"]}
+    assert ("222233334444", "Deploy", True) in creds and (ACCOUNT, ROLE, False) in creds, creds
+    text = run("status").stdout
+    assert "  222233334444 Deploy (assumed through a chain): credentials valid for " in text and "Deploy~" not in text

@@ -125,7 +125,8 @@ def _status(d: dict[str, Any]) -> str:
                          "running, or interrupted; ssocred doctor tells which)")
         for c in s["credentials"]:
             c_left = c["expiration_epoch"] - now
-            lines.append(f"  {c['account_id']} {c['role_name']}: credentials valid for {duration(c_left)}")
+            what = " (assumed through a chain)" if c.get("chained") else ""
+            lines.append(f"  {c['account_id']} {c['role_name']}{what}: credentials valid for {duration(c_left)}")
     if d.get("exports"):
         lines += [f"exported to {d['exports_file']}:", *_exports(d["exports"])]
     return "\n".join(lines + daemon)
