@@ -244,7 +244,9 @@ def test_expiry_and_the_daemons_refetch_use_the_clock_and_the_stored_chain(chain
     assert again.account_id == "222233334444" and again.role_name == "Deploy"
     assert store.load_creds(*key) == again
     assert chained.stats()["operations"]["AssumeRole"] == 3
-    assert usecase.profile_credentials(store, "chained-cached") == again
+    from ssocred.process_args import Request
+
+    assert usecase.credentials_for(store, usecase.target_for(Request(profile="chained-cached"))[0]) == again
 
 
 @pytest.mark.slow

@@ -1,13 +1,12 @@
 """Credentials for any profile ssocred serves: an SSO role, or a role chained from one with STS AssumeRole.
 
-``profile_credentials`` is the one entry for front ends that start from a profile name (env, exec,
-console, the container endpoint); ``target_for`` and ``credentials_for`` split it for those that
-need the target first (``process`` with and without the daemon). Chained credentials are cached in
+``target_for`` turns a request (a profile name, or an SSO role named in full) into its target, and
+``credentials_for`` gives the target's credentials: every front end goes through both. Chained credentials are cached in
 the keyring like role credentials, under the chain's key (``ssocred.model.chain``), and fetched by
 one process at a time under that key's lock; the item keeps the chain and the STS endpoint, so the
 daemon can fetch them again before they expire.
 
-Example: ``profile_credentials(Store(), "deploy").account_id == "222233334444"``
+Example: ``credentials_for(Store(), target_for(Request(profile="deploy"))[0]).account_id == "222233334444"``
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ if TYPE_CHECKING:
 def target_for(request: Request, config_path: Path | None = None) -> tuple[Target, bool]:
     """What ``request`` asks for, and whether a required login may run on the terminal.
 
-    As ``credentials.for_request``, but a profile may also be a chain.
+    A login may run with ``--login``, or when the profile opts in with ``ssocred_login = true``;
+    ``config_path`` replaces ``$AWS_CONFIG_FILE`` (the daemon answers for the client's file).
     Example: ``target_for(Request(profile="deploy"))[0].last.role_arn``
     """
     named = request.named()
@@ -56,26 +56,10 @@ def credentials_for(store: Store, target: Target, *, config_path: Path | None = 
 
     Example: ``credentials_for(store, SsoTarget("corp", "111122223333", "Dev")).role_name == "Dev"``
     """
-    key = target_key(target)
-    if not isinstance(target, Chain):
-        return credentials.role_credentials(store, *key, clock=clock)
-    hit = credentials.cached(store, *key, clock=clock)
-    if hit is None:
-        return fetch(store, target, config_path=config_path, clock=clock)
-    credentials.record_use(store, *key, clock=clock)
-    return hit
-
-
-def profile_credentials(store: Store, profile: str, *, config_path: Path | None = None,
-                        clock: Clock = time.time) -> RoleCredentials:
-    """Credentials for ``profile``, whichever kind it is: ``profile_credentials(Store(), "deploy")``.
-
-    ``config_path`` replaces ``$AWS_CONFIG_FILE``. Failures are SsocredErrors with their exit codes.
-    """
-    from ssocred.process_args import Request
-
-    target, _ = target_for(Request(profile=profile), config_path)
-    return credentials_for(store, target, config_path=config_path, clock=clock)
+    chain = target if isinstance(target, Chain) else None
+    return credentials.role_credentials(
+        store, *target_key(target), clock=clock,
+        fetch_with=None if chain is None else lambda: fetch(store, chain, config_path=config_path, clock=clock))
 
 
 def fetch(store: Store, chain: Chain, *, force: bool = False, requested: bool = True,

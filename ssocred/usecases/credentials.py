@@ -9,15 +9,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
-from ssocred.errors import LoginRequired, StoreError, UsageError
+from ssocred.errors import LoginRequired, StoreError
 from ssocred.model.sso import RoleCredentials, Token, credentials_fresh
 
 if TYPE_CHECKING:
-    from pathlib import Path
 
     from ssocred.adapters.locks import Lock
     from ssocred.adapters.store import Store
-    from ssocred.process_args import Request
 
 #: ``(session, account id, role name)``.
 Role = tuple[str, str, str]
@@ -45,11 +43,15 @@ USE_RECORD_INTERVAL = 600.0
 
 
 def role_credentials(store: Store, session: str, account: str, role: str, *,
-                     clock: Clock = time.time) -> RoleCredentials:
-    """Fresh credentials for ``role`` in ``account``: the cache, else one fetch across all processes."""
+                     clock: Clock = time.time, fetch_with: Callable[[], RoleCredentials] | None = None
+                     ) -> RoleCredentials:
+    """Fresh credentials for ``role`` in ``account``: the cache, else one fetch across all processes.
+
+    ``fetch_with`` fetches items of other kinds cached under the same key (a chained role's AssumeRole).
+    """
     hit = cached(store, session, account, role, clock=clock)
     if hit is None:
-        return fetch(store, session, account, role, clock=clock)
+        return fetch_with() if fetch_with is not None else fetch(store, session, account, role, clock=clock)
     record_use(store, session, account, role, clock=clock)
     return hit
 
@@ -152,24 +154,3 @@ def _rejected(store: Store, session: str, token: Token, clock: Clock) -> LoginRe
     except StoreError:
         pass  # the index only explains; the caller's answer is the error below
     return login_required(session, "was rejected by the portal (expired or revoked)")
-
-
-def for_request(request: Request, config_path: Path | None = None) -> tuple[Role, bool]:
-    """The role ``request`` asks for, and whether a required login may run on the terminal.
-
-    A login may run with ``--login``, or when the profile opts in with ``ssocred_login = true``.
-    ``config_path`` replaces ``$AWS_CONFIG_FILE`` (the daemon answers for the client's file).
-    Example: ``for_request(Request(profile="dev")) == (("corp", "111122223333", "Developer"), False)``
-    """
-    named = request.named()
-    if named is not None:
-        return named, request.login
-    if request.profile is None:
-        raise UsageError("ssocred process needs --profile, or --sso-session, --account-id and --role-name",
-                         fix="see: ssocred process --help")
-    from ssocred.adapters import config_file
-
-    cfg = config_file.load(config_path)
-    t = cfg.ssocred_target(request.profile)
-    opted_in = cfg.profile(request.profile).values.get("ssocred_login", "").lower() in ("true", "yes", "1")
-    return (t.session, t.account_id, t.role_name), request.login or opted_in
