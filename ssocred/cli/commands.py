@@ -346,9 +346,9 @@ def exec_command(args: argparse.Namespace) -> int:
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         environ.pop(name, None)
     environ.update(credential_env(*_role_credentials(args)))
-    tokens = sys.modules.get("ssocred.usecases.tokens")  # said now: exec leaves no later moment
-    for line in tokens.unsaved_warnings() if tokens is not None else []:
-        print(f"ssocred: warning: {line}", file=sys.stderr)
+    from ssocred.usecases.unsaved import warning_lines
+
+    sys.stderr.write("".join(warning_lines()))  # said now: exec leaves no later moment
     sys.stdout.flush()
     try:
         os.execvpe(cmd[0], cmd, environ)  # noqa: S606 - running the user's command is the point

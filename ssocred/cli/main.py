@@ -334,9 +334,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ssocred: interrupted; nothing was changed", file=sys.stderr)
         return EXIT_INTERRUPTED
-    tokens = sys.modules.get("ssocred.usecases.tokens")  # only a refresh can leave a token unsaved
-    for line in tokens.unsaved_warnings() if tokens is not None else []:
-        print(f"ssocred: warning: {line}", file=sys.stderr)
+    from ssocred.usecases.unsaved import warning_lines
+
+    sys.stderr.write("".join(warning_lines()))
     if isinstance(result, int):
         return result
     render(result, as_json=getattr(args, "json", False), out=sys.stdout)

@@ -104,8 +104,7 @@ def main(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     sys.stdout.write(text)
     sys.stdout.flush()
-    tokens = sys.modules.get("ssocred.usecases.tokens")  # only a refresh can leave something unsaved
-    if tokens is not None:
-        for line in tokens.unsaved_warnings():
-            sys.stderr.write(f"ssocred: warning: {line}\n")
+    from ssocred.usecases.unsaved import warning_lines
+
+    sys.stderr.write("".join(warning_lines()))
     return 0
