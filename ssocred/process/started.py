@@ -14,7 +14,11 @@ from ssocred.process import client
 
 def run(argv: list[str]) -> int | None:
     """Start a daemon if allowed and ask it ``argv``; None when none answered (``SSOCRED_AUTOSTART=0``, say)."""
-    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0" or not client.plain_arguments(argv):
+    if os.name != "posix":
+        return None  # no Unix sockets and file locks to start one with
+    from ssocred.adapters.autostart import setting
+
+    if setting() is False or not client.plain_arguments(argv):
         return None  # nothing more to import when it is switched off, as in the test suite
     from ssocred.usecases.autostart import start
 

@@ -100,10 +100,13 @@ def start_in_background() -> None:
 
     Example: ``start_in_background()`` before ``ssocred env`` reads the keyring: later calls find the daemon.
     """
-    if os.environ.get("SSOCRED_AUTOSTART", "").strip() == "0" or os.name != "posix":
+    if os.name != "posix":
+        return
+    from ssocred.adapters.autostart import listening, setting
+
+    if setting() is False:
         return
     from ssocred import socket_protocol
-    from ssocred.adapters.autostart import listening
 
     path = socket_protocol.trusted_socket()
     if path is not None and not listening(path):
