@@ -155,7 +155,7 @@ def _configured_sessions() -> set[str]:
 def status(args: argparse.Namespace) -> Report:
     """``ssocred status``: sessions from the config and the store index; never a secret."""
     from ssocred.adapters.store import Store, is_placeholder
-    from ssocred.model.chain import MARK
+    from ssocred.model.chain import is_chained, role_shown
 
     try:
         configured = set(_load_config().sso_sessions)
@@ -170,8 +170,8 @@ def status(args: argparse.Namespace) -> Report:
             sessions.append({"session": name, "logged_in": False, "credentials": []})
             continue
         creds = [
-            {"account_id": c.account_id, "role_name": c.role_name.partition(MARK)[0],
-             "chained": MARK in c.role_name, "expiration": iso_z(c.expiration), "expiration_epoch": c.expiration}
+            {"account_id": c.account_id, "role_name": role_shown(c.key),
+             "chained": is_chained(c.key), "expiration": iso_z(c.expiration), "expiration_epoch": c.expiration}
             for c in index.creds if c.session == name and not is_placeholder(c)
         ]
         sessions.append({

@@ -105,6 +105,11 @@ def is_chained(key: tuple[str, str, str]) -> bool:
     return MARK in key[2]
 
 
+def role_shown(key: tuple[str, str, str]) -> str:
+    """A cache key's role name without a chain's digest: ``role_shown((s, a, "Deploy~3f2a…")) == "Deploy"``."""
+    return key[2].partition(MARK)[0]
+
+
 def resolve(cfg: AwsConfig, profile: str) -> Target:
     """The target of ``profile`` as ssocred serves it: ``resolve(cfg, "deploy").last.role_arn``.
 
