@@ -21,6 +21,11 @@ Wire protocol, version 2 (one connection per request, the daemon checks the peer
   its answer is ``{"url": ..., "token": ...}`` (the token is a secret: the daemon never logs it), or with
   an exit code ``{"message": ..., "fix": ...}``. ``"op": "container-revoke"`` with ``"session"`` and
   ``"account"``/``"role"`` (both null: every role of the session) answers ``{"revoked": <count>}``;
+  ``"op": "forward-reload"`` makes the daemon listen for the forwards saved now (``{"listening": [names]}``);
+* on a forward's socket (``ssocred.daemon.forwarding``), the only request is ``"op": "role"`` with
+  ``"session"``, ``"start_url"``, ``"region"`` (from the remote host's config; may be empty),
+  ``"account"`` and ``"role"``: the client has resolved its profile itself, and the daemon reads no
+  file of the client's. The answer is ``ssocred process``'s, or an exit code and one line;
 * reply: any number of ``+`` bytes (the daemon is alive and working: one within 0.1 s of the
   request unless the answer itself comes sooner, then one every 0.25 s), then ``<code>
   <length>\n`` and ``length`` bytes. Code 0: the exact stdout of ``ssocred process``; 1 to 255:
@@ -39,6 +44,10 @@ import _socket
 import os
 import stat
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 APP = "ssocred"
 #: The keyring service ssocred's items live under unless ``$SSOCRED_KEYRING_SERVICE`` names another.
@@ -293,14 +302,61 @@ def parse_reply(data: bytes) -> tuple[int, bytes] | None:
     return code, body
 
 
-def exchange(request: bytes) -> tuple[int, bytes] | None:
+def forwarded_socket() -> str | None:
+    """A socket forwarded here from another host's daemon (``ssh -R``) that this user may use, else None.
+
+    ``forwarded_socket_path()``, when ``own_socket`` trusts what is there: a socket of this user with no
+    access for others, in a directory strangers cannot swap entries in.
+    Example: ``forwarded_socket() == "/tmp/ssocred-me.sock"`` while an ``ssocred forward`` is connected.
+    """
+    path = forwarded_socket_path(os.environ.get("SSOCRED_FORWARD_SOCKET"), _user_name)
+    return path if own_socket(path) else None
+
+
+def forwarded_socket_path(override: str | None, user: "Callable[[], str]") -> str:
+    """``override`` (``$SSOCRED_FORWARD_SOCKET``), else ``/tmp/ssocred-<user>.sock``, where ``ssocred forward``
+    has ``ssh`` put it (``%r``, the remote user).
+
+    Example: ``forwarded_socket_path(None, lambda: "me") == "/tmp/ssocred-me.sock"``
+    """
+    return override or f"/tmp/ssocred-{user()}.sock"  # noqa: S108 - own_socket checks its owner
+
+
+def own_socket(path: str) -> bool:
+    """Whether ``path`` is a socket of this user, mode 0600 or stricter, in a directory that is this user's or root's
+    and that others cannot write unless it is sticky (``/tmp``): only this user (or root) can have made it.
+
+    Example: ``own_socket("/tmp/ssocred-me.sock")``
+    """
+    try:
+        st = os.lstat(path)
+        parent = os.lstat(os.path.dirname(os.path.abspath(path)))
+    except OSError:
+        return False
+    if not (stat.S_ISSOCK(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077):
+        return False
+    open_to_others = parent.st_mode & 0o022 and not parent.st_mode & stat.S_ISVTX
+    return stat.S_ISDIR(parent.st_mode) and parent.st_uid in (0, os.getuid()) and not open_to_others
+
+
+def _user_name() -> str:
+    import pwd  # a builtin module, loaded only on the way to a forwarded socket
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(os.getuid())
+
+
+def exchange(request: bytes, path: str | None = None) -> tuple[int, bytes] | None:
     """Send one request line to the daemon: ``(code, bytes)`` of its answer, or None to do without it.
 
+    ``path`` is another socket to ask (a forwarded one); by default the local daemon's, when trusted.
     Example: ``exchange(request_line(["--profile", "dev"]).encode())`` is ``(0, b'{"Version": 1, ...')``.
     """
     if not hasattr(_socket, "AF_UNIX"):
         return None
-    path = trusted_socket()
+    path = path or trusted_socket()
     if path is None:
         return None  # a socket there could be anyone's: do the work without the daemon
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)

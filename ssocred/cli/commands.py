@@ -253,12 +253,23 @@ def _request(args: argparse.Namespace) -> Request:
 
 def _role_credentials(args: argparse.Namespace) -> tuple[RoleCredentials, str | None]:
     """Credentials for the command's target, and the profile's region."""
+    target, region = _target(args)
+    return _credentials_for(target), region
+
+
+def _credentials_for(target: Target) -> RoleCredentials:
+    """The target's credentials: from a daemon forwarded to this host when there is one, else this host's store."""
+    from ssocred.socket_protocol import forwarded_socket
     from ssocred.usecases.autostart import start_in_background
     from ssocred.usecases.chain import credentials_for
 
-    target, region = _target(args)
+    forwarded = forwarded_socket()
+    if forwarded is not None:
+        from ssocred.usecases.forwarded import credentials_for as forwarded_credentials
+
+        return forwarded_credentials(forwarded, target)
     start_in_background()
-    return credentials_for(_store(), target), region
+    return credentials_for(_store(), target)
 
 
 
@@ -292,7 +303,8 @@ def console(args: argparse.Namespace) -> int:
 
     target, region = _target(args)
     region = args.region or region or _sso_region(target_key(target)[0])
-    url, creds = console_url(_store(), target, region, args.destination)
+    creds = _credentials_for(target)
+    url = console_url(creds, region, args.destination)
     reachable, why = browser_reachable(os.environ)
     if not args.print and reachable and _open_browser(url):
         print(f"Opened the AWS console for {creds.role_name} in {creds.account_id} (the link works for 15 minutes).",

@@ -141,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revoke", action="store_true", help="end the role's token at once (its SDKs get 403)")
     p.add_argument("--json", action="store_true", help="print the variables as a JSON object")
 
+    from ssocred.cli import forward
+
+    forward.add_arguments(add("forward", forward.forward,
+                              "let an SSH host use this machine's daemon (like ssh-agent forwarding)",
+                              forward.DESCRIPTION))
+
     p = add("accounts", _accounts, "list the accounts and roles you can use",
             "Every account of an SSO session and the roles (permission sets) you can use in it "
             "(portal ListAccounts and ListAccountRoles, all pages).")
@@ -325,7 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] in _DELEGATED:
         return _DELEGATED[args_list[0]](args_list[1:])
     parser = build_parser()
+    passed: list[str] = []
+    if args_list[:1] == ["forward"] and "--" in args_list:  # the rest is ssh's, options and all
+        cut = args_list.index("--")
+        args_list, passed = args_list[:cut], args_list[cut + 1:]
     args = parser.parse_args(args_list)
+    if args.command == "forward":
+        args.ssh_args = passed
     try:
         result = args.func(args)
     except SsocredError as exc:

@@ -182,6 +182,31 @@ def text_container_revoke(d: dict[str, Any]) -> str:
     return f"revoked {what}" if d["revoked"] else f"no {what} was handed out (nothing to revoke)"
 
 
+def text_forward(d: dict[str, Any]) -> str:
+    """``ssocred forward --print``: the ssh command, then the ~/.ssh/config block that does the same."""
+    from ssocred.model.forward import shell_line
+
+    lines = [f"forward '{d['name']}' allows {', '.join(d['allow'])}; local socket {d['local_socket']}"]
+    if not d["daemon_listening"]:
+        lines.append("note: no daemon listens for it yet; it does once the daemon runs (ssocred service install)")
+    lines += ["", "connect with:", "  " + shell_line(d["ssh_command"]), "", "or add to ~/.ssh/config:", "",
+              d["ssh_config"].rstrip()]
+    return "\n".join(lines)
+
+
+def text_forward_list(d: dict[str, Any]) -> str:
+    """``ssocred forward --list``: one forward a line, ``NAME  ALLOW  SOCKET``."""
+    if not d["forwards"]:
+        return "No forwards saved (ssocred forward HOST --allow ACCOUNT[:ROLE] adds one)."
+    return "\n".join(columns(["NAME", "ALLOW", "LOCAL SOCKET"],
+                             [[f["name"], ",".join(f["allow"]), f["local_socket"]] for f in d["forwards"]]))
+
+
+def text_forward_remove(d: dict[str, Any]) -> str:
+    """``ssocred forward --remove box``: ``Removed forward 'box'.``"""
+    return f"Removed forward '{d['name']}'." if d["removed"] else f"No forward '{d['name']}'; nothing removed."
+
+
 def render(result: Report, *, as_json: bool, out: TextIO) -> None:
     """Print ``result`` as indented JSON or as its text layout."""
     if as_json:
@@ -404,4 +429,7 @@ _TEXT: dict[str, Callable[[dict[str, Any]], str]] = {
     "doctor": text_doctor,
     "container": text_container,
     "container-revoke": text_container_revoke,
+    "forward": text_forward,
+    "forward-list": text_forward_list,
+    "forward-remove": text_forward_remove,
 }

@@ -71,10 +71,10 @@ class Responder:
         self.last_request = time.monotonic()
         if uid != os.getuid():
             log.warning("refused a connection from uid %d: the daemon answers uid %d only", uid, os.getuid())
-            _send(conn, FALLBACK, "refused: not the daemon's user\n")
+            send_reply(conn, FALLBACK, "refused: not the daemon's user\n")
             return
         conn.settimeout(REQUEST_TIMEOUT)
-        line = _read_line(conn)
+        line = read_line(conn)
         if line is None:
             return
         began = time.monotonic()
@@ -88,7 +88,7 @@ class Responder:
             # An error line names what failed and the fix, never a secret (SsocredError's contract).
             log.debug("answered %s: exit %d in %.1f ms%s", what, code, (time.monotonic() - began) * 1000,
                       f" ({text.strip()})" if code else "")
-        _send(conn, code, text)
+        send_reply(conn, code, text)
         if code == 0 and role is not None:
             self.used(role)
 
@@ -290,21 +290,27 @@ class KeepAlive:
 def peer_uid(conn: socket.socket) -> int:
     """The uid of the process at the other end of a Unix socket: ``peer_uid(conn) == os.getuid()``."""
     if hasattr(socket, "SO_PEERCRED"):
-        _pid, uid, _gid = struct.unpack("iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
-        return int(uid)
+        return peer_credentials(conn)[1]
     # macOS and the BSDs: struct xucred {u_int cr_version; uid_t cr_uid; ...} at level SOL_LOCAL (0).
     raw = conn.getsockopt(0, getattr(socket, "LOCAL_PEERCRED", 1), 76)
     return int(struct.unpack_from("2I", raw)[1])
 
 
-def _send(conn: socket.socket, code: int, text: str) -> None:
+def peer_credentials(conn: socket.socket) -> tuple[int, int]:
+    """``(pid, uid)`` of a Unix socket's peer, on Linux (``SO_PEERCRED``): ``peer_credentials(conn)[1] == 1000``."""
+    pid, uid, _gid = struct.unpack("iII", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    return int(pid), int(uid)
+
+
+def send_reply(conn: socket.socket, code: int, text: str) -> None:
+    """Send ``<code> <length>\\n<text>``, the reply format of ``socket_protocol``: ``send_reply(conn, 0, out)``."""
     data = text.encode()
     with contextlib.suppress(OSError):  # the client gave up: nothing to tell it
         conn.sendall(b"%d %d\n%s" % (code, len(data), data))
 
 
-def _read_line(conn: socket.socket) -> bytes | None:
-    """The request line, or None when the client sends nothing whole in time."""
+def read_line(conn: socket.socket) -> bytes | None:
+    """The request line, or None when the client sends nothing whole in time: ``line = read_line(conn)``."""
     data = b""
     try:
         while b"\n" not in data and len(data) < MAX_REQUEST:

@@ -31,6 +31,7 @@ from typing import cast
 from ssocred import socket_protocol
 from ssocred.adapters.paths import private_dir
 from ssocred.daemon.container import DEFAULT_LISTEN, Endpoint
+from ssocred.daemon.forwarding import OP_RELOAD, Forwarding
 from ssocred.daemon.responder import Responder, where
 from ssocred.errors import ServiceError, SsocredError
 from ssocred.usecases.container import OP_GRANT, OP_REVOKE
@@ -53,8 +54,9 @@ class RunningServer:
     """
 
     def __init__(self, server: _Server, thread: threading.Thread, path: str, inode: int | None,
-                 container: Endpoint | None = None) -> None:
+                 container: Endpoint | None = None, forwarding: Forwarding | None = None) -> None:
         self._server = server
+        self.forwarding = forwarding
         self.responder = server.responder
         self._thread = thread
         self._inode = inode
@@ -68,6 +70,8 @@ class RunningServer:
         self._thread.join()
         if self.container is not None:
             self.container.close()
+        if self.forwarding is not None:
+            self.forwarding.close()
         if self._inode is None:
             return  # systemd's socket: it stays for the next activation
         with contextlib.suppress(OSError):
@@ -98,13 +102,19 @@ def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_L
     if container is not None:
         endpoint = Endpoint(container, responder)
         responder.ops[OP_GRANT] = responder.ops[OP_REVOKE] = endpoint.serve_op
+    forwarding = Forwarding(responder)
+    responder.ops[OP_RELOAD] = forwarding.serve_op
+    try:
+        forwarding.reload()
+    except SsocredError as exc:
+        log.error("no forward listens: %s", exc.line())
     server = _Server(sock, responder)
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="ssocred-socket", daemon=True
     )
     thread.start()
     log.info("answering ssocred process on %s%s", where, " (socket activation)" if inode is None else "")
-    return RunningServer(server, thread, where, inode, endpoint)
+    return RunningServer(server, thread, where, inode, endpoint, forwarding)
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):

@@ -28,7 +28,11 @@ def resolve(request: Request) -> str:
     from ssocred.adapters.store import Store
     from ssocred.errors import LoginRequired
     from ssocred.model.sso import RoleCredentials, process_text
+    from ssocred.socket_protocol import forwarded_socket
 
+    forwarded = forwarded_socket()
+    if forwarded is not None:
+        return _forwarded_text(request, forwarded)
     named = request.named()
     if named is not None:
         # The lines that populate writes name the role: no config file to read, no chain to resolve.
@@ -58,6 +62,20 @@ def resolve(request: Request) -> str:
         _login_on_tty(store, session)
         creds = credentials()
     return process_text(creds)
+
+
+def _forwarded_text(request: Request, path: str) -> str:
+    """The answer of the daemon forwarded to this host (``ssh -R``): nothing of this host's keyring is used."""
+    from ssocred.model.config import SsoTarget
+    from ssocred.model.sso import process_text
+    from ssocred.usecases import forwarded
+    from ssocred.usecases.chain import target_for
+
+    named = request.named()
+    target = SsoTarget(*named) if named is not None else target_for(request)[0]
+    if isinstance(target, SsoTarget):
+        return forwarded.role_text(path, target)[0]
+    return process_text(forwarded.credentials_for(path, target))
 
 
 def _login_on_tty(store: Store, session: str) -> None:
