@@ -92,6 +92,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SSOCRED_LOG_DIR", str(tmp_path / "log"))
     monkeypatch.setenv("SSOCRED_KEYRING_SERVICE", f"ssocred-test-{uuid.uuid4().hex[:12]}")
     monkeypatch.setenv("SSOCRED_AUTOSTART", "0")
+    # Never a forwarded daemon another test (or this machine's user) left at the default place.
+    monkeypatch.setenv("SSOCRED_FORWARD_SOCKET", str(tmp_path / "no-forwarded-daemon.sock"))
     return home
 
 

@@ -292,6 +292,10 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
         assert "forward remote: answered role ReadOnlyAccess in 111111111111 of session corp to pid" in log_text
         assert "ssh" in log_text.split("forward remote: answered", 1)[1].splitlines()[0]  # the peer is named
         assert "forward remote: refused role AdministratorAccess" in log_text
+        shown = json.loads(run("status", "--json", env=remote).stdout)
+        assert shown["forwarded_socket"] == str(forwarded)
+        assert "daemon forwarded to this host" in run("status", env=remote).stdout
+        assert [f["name"] for f in json.loads(run("status", "--json").stdout)["forwards"]] == ["remote"]
         leaked = _files_holding(tmp_path / "remote", _secrets(creds))
         assert leaked == []
         assert not any(s in log_text for s in _secrets(creds))

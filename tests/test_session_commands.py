@@ -85,6 +85,8 @@ def test_status(sso: RunningEmulator) -> None:
         "daemon": None,
         "exports": [],
         "exports_file": "~/.aws/credentials",
+        "forwards": [],
+        "forwarded_socket": None,
     }
     assert run("login").returncode == 0
     token = Store().load_session("corp")

@@ -199,8 +199,17 @@ def status(args: argparse.Namespace) -> Report:
         exported = exports.listing()
     except ConfigError:
         exported = []  # doctor names an unreadable credentials file; status shows what it can
+    from ssocred.socket_protocol import forwarded_socket
+    from ssocred.usecases import forwarded
+
+    try:
+        forwards = [{"name": f.name, "allow": [str(r) for r in f.rules], "local_socket": path}
+                    for f, path in forwarded.listing()]
+    except SsocredError:
+        forwards = []  # an unreadable forwards file: `ssocred forward --list` names it
     return Report("status", {"sessions": sessions, "daemon": read_status(), "exports": exported,
-                             "exports_file": display_path(credentials_file.path())})
+                             "exports_file": display_path(credentials_file.path()), "forwards": forwards,
+                             "forwarded_socket": forwarded_socket()})
 
 
 def import_token(args: argparse.Namespace) -> Report:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ssocred.cli.render_forward import forward_lines, text_forward, text_forward_list, text_forward_remove
 from ssocred.model.config_syntax import clean
 from ssocred.model.timefmt import duration
 
@@ -103,7 +104,7 @@ def _status(d: dict[str, Any]) -> str:
     daemon = _daemon(d.get("daemon"))
     if not d["sessions"]:
         return "\n".join(["No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, "
-                          "then run: ssocred login", *daemon])
+                          "then run: ssocred login", *forward_lines(d), *daemon])
     lines = []
     now = time.time()
     for s in d["sessions"]:
@@ -129,7 +130,7 @@ def _status(d: dict[str, Any]) -> str:
             lines.append(f"  {c['account_id']} {c['role_name']}{what}: credentials valid for {duration(c_left)}")
     if d.get("exports"):
         lines += [f"exported to {d['exports_file']}:", *_exports(d["exports"])]
-    return "\n".join(lines + daemon)
+    return "\n".join(lines + forward_lines(d) + daemon)
 
 
 def _imported(d: dict[str, Any]) -> str:
@@ -180,31 +181,6 @@ def text_container_revoke(d: dict[str, Any]) -> str:
     """``ssocred container --revoke``: ``revoked the container token of Dev in 111122223333``."""
     what = f"the container token of {d['role_name']} in {d['account_id']}"
     return f"revoked {what}" if d["revoked"] else f"no {what} was handed out (nothing to revoke)"
-
-
-def text_forward(d: dict[str, Any]) -> str:
-    """``ssocred forward --print``: the ssh command, then the ~/.ssh/config block that does the same."""
-    from ssocred.model.forward import shell_line
-
-    lines = [f"forward '{d['name']}' allows {', '.join(d['allow'])}; local socket {d['local_socket']}"]
-    if not d["daemon_listening"]:
-        lines.append("note: no daemon listens for it yet; it does once the daemon runs (ssocred service install)")
-    lines += ["", "connect with:", "  " + shell_line(d["ssh_command"]), "", "or add to ~/.ssh/config:", "",
-              d["ssh_config"].rstrip()]
-    return "\n".join(lines)
-
-
-def text_forward_list(d: dict[str, Any]) -> str:
-    """``ssocred forward --list``: one forward a line, ``NAME  ALLOW  SOCKET``."""
-    if not d["forwards"]:
-        return "No forwards saved (ssocred forward HOST --allow ACCOUNT[:ROLE] adds one)."
-    return "\n".join(columns(["NAME", "ALLOW", "LOCAL SOCKET"],
-                             [[f["name"], ",".join(f["allow"]), f["local_socket"]] for f in d["forwards"]]))
-
-
-def text_forward_remove(d: dict[str, Any]) -> str:
-    """``ssocred forward --remove box``: ``Removed forward 'box'.``"""
-    return f"Removed forward '{d['name']}'." if d["removed"] else f"No forward '{d['name']}'; nothing removed."
 
 
 def render(result: Report, *, as_json: bool, out: TextIO) -> None:
