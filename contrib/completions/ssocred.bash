@@ -22,7 +22,7 @@ _ssocred_reply() {
 
 _ssocred() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD - 1]}"
-    local commands="login logout status import process env exec console container credentials-file accounts configure whoami discover doctor emulator demo
+    local commands="login logout status import process env exec console container credentials-file forward accounts configure whoami discover doctor emulator demo
         daemon service"
     local cmd="" cmd_at=0 i
     for ((i = 1; i < COMP_CWORD; i++)); do
@@ -78,6 +78,7 @@ _ssocred() {
         console) opts="--profile --sso-session --account-id --role-name --print --destination --region" ;;
         container) opts="--profile --sso-session --account-id --role-name --revoke --json" ;;
         credentials-file) opts="--profile --sso-session --account-id --role-name --as --remove --json" ;;
+        forward) opts="--allow --name --remote-socket --print --list --remove --json --" ;;
         emulator) opts="--port --accounts --roles --directory --token-ttl --cred-ttl --registration-ttl --device-ttl
             --code-ttl --no-rotate --approve-after-polls --manual-approve --fail-rate --throttle-rate --latency-ms
             --seed --verbose" ;;

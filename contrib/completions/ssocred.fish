@@ -33,7 +33,7 @@ function __ssocred_populate
     __fish_seen_subcommand_from configure; and __fish_seen_subcommand_from populate
 end
 
-set -l commands login logout status import process env exec console container credentials-file accounts configure whoami discover doctor emulator demo \
+set -l commands login logout status import process env exec console container credentials-file forward accounts configure whoami discover doctor emulator demo \
     daemon service
 set -l selector login logout import accounts doctor
 set -l target process env exec console container credentials-file
@@ -72,7 +72,7 @@ complete -c ssocred -n __ssocred_populate -l sso-session -x -a '(__ssocred_names
     -d 'the sso-session to populate'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l account-id -x -d 'AWS account id'
 complete -c ssocred -n "__fish_seen_subcommand_from $target; and not __ssocred_exec_command" -l role-name -x -d 'role name'
-set -l json login logout status import service accounts configure whoami discover doctor container credentials-file
+set -l json login logout status import service accounts configure whoami discover doctor container credentials-file forward
 complete -c ssocred -n "__fish_seen_subcommand_from $json" -l json -d 'print JSON'
 
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l use-device-code -d 'use the device code flow'
@@ -84,6 +84,13 @@ complete -c ssocred -n "__fish_seen_subcommand_from process" -l login -d 'log in
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l print -d 'print the sign-in link'
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l destination -x -d 'the console page to open'
 complete -c ssocred -n "__fish_seen_subcommand_from console" -l region -x -d 'the console region'
+complete -c ssocred -n "not __fish_seen_subcommand_from $commands" -a forward -d "let an SSH host use this machine's daemon"
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l allow -r -d 'ACCOUNT[:ROLE] the host may ask for'
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l name -r -d "the forward's name"
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l remote-socket -r -d 'the socket path on the host'
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l print -d 'print the ssh command and config block'
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l list -d 'list the saved forwards'
+complete -c ssocred -n "__fish_seen_subcommand_from forward" -l remove -r -d 'forget a forward'
 complete -c ssocred -n "__fish_seen_subcommand_from container" -l revoke -d "end the role's token at once"
 complete -c ssocred -n "__fish_seen_subcommand_from credentials-file" -l as -x -d 'the section name'
 complete -c ssocred -n "__fish_seen_subcommand_from credentials-file" -l remove -d 'remove the exported section'
