@@ -44,7 +44,7 @@ class Forwarding:
         self.responder = responder
         self._listeners: dict[str, _Listener] = {}
         self._lock = threading.Lock()
-        self._start_urls: dict[str, str] = {}
+        self._start_urls: dict[tuple[str, float], str] = {}
         self.keepalive = KeepAlive()
 
     def reload(self) -> list[str]:
@@ -130,17 +130,21 @@ class Forwarding:
         from ssocred.adapters.store import Store
 
         store = Store(self.responder.service)
-        held = sorted(store.index().sessions, key=lambda s: s != name)
+        sessions = store.index().sessions
         if not start_url:
-            if name in held:
+            if name in sessions:
                 return name
         else:
             wanted = start_url.rstrip("/")
-            for session in held:
-                url = self._start_urls.get(session)
+            for session in sorted(sessions, key=lambda s: s != name):
+                # A session's start URL changes only with a new login, which changes its index entry.
+                seen = (session, sessions[session].updated_at)
+                url = self._start_urls.get(seen)
                 if url is None:
                     token = store.load_session(session)
-                    url = self._start_urls[session] = token.start_url.rstrip("/") if token else ""
+                    url = token.start_url.rstrip("/") if token else ""
+                    self._start_urls = {k: v for k, v in self._start_urls.items() if k[0] != session}
+                    self._start_urls[seen] = url
                 if url == wanted:
                     return session
         raise LoginRequired(f"it holds no session {'for ' + start_url if start_url else 'named ' + name}",
