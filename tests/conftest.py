@@ -14,7 +14,7 @@ from ssocred.model.sso import Token
 from tests.support.emulator import RunningEmulator, start_emulator
 from tests.support.secret_service import PrivateSecretService
 
-pytest_plugins = ["tests.support.secret_service", "tests.support.daemon"]
+pytest_plugins = ["tests.support.secret_service", "tests.support.daemon", "tests.support.chromium"]
 
 # Hundreds of tests run ssocred without a daemon and expect none to appear; tests/test_autostart.py
 # turns it on where it is the subject (CI=true would turn it off anyway, SSOCRED_AUTOSTART=1 overrides).

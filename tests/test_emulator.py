@@ -184,6 +184,7 @@ def test_stats_shape_counts_and_reset(emulator: RunningEmulator) -> None:
         "refresh_token_reuse_rejected": 0,
         "injected": {"fail": 0, "throttle": 0},
         "in_flight_max": 0,
+        "redirect_uris": [],
         "in_flight_now": {},
     }
     device_login(emulator.url)
@@ -280,3 +281,15 @@ def test_registration_ttl_option() -> None:
         assert reg["clientSecretExpiresAt"] - reg["clientIdIssuedAt"] == 1234
     finally:
         running.stop()
+
+
+def test_stats_keep_the_last_redirect_uris_only() -> None:
+    from ssocred.emulator.state import REDIRECT_URIS_KEPT, Stats
+
+    stats = Stats()
+    for port in range(1, REDIRECT_URIS_KEPT + 3):
+        stats.authorized(f"http://127.0.0.1:{port}/oauth/callback")
+    kept = stats.snapshot()["redirect_uris"]
+    assert len(kept) == REDIRECT_URIS_KEPT
+    assert kept[0] == "http://127.0.0.1:3/oauth/callback"
+    assert kept[-1] == f"http://127.0.0.1:{REDIRECT_URIS_KEPT + 2}/oauth/callback"

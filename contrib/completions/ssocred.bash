@@ -68,7 +68,7 @@ _ssocred() {
 
     local opts=""
     case "$cmd" in
-        login) opts="--profile --sso-session --use-device-code --no-browser --timeout --export-aws-cli-cache --json" ;;
+        login) opts="--profile --sso-session --use-device-code --remote --port --no-browser --timeout --export-aws-cli-cache --json" ;;
         logout) opts="--profile --sso-session --all --json" ;;
         status) opts="--json" ;;
         import) opts="--profile --sso-session --json" ;;

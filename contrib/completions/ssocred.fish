@@ -76,6 +76,8 @@ set -l json login logout status import service accounts configure whoami discove
 complete -c ssocred -n "__fish_seen_subcommand_from $json" -l json -d 'print JSON'
 
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l use-device-code -d 'use the device code flow'
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l remote -d 'browser login from another machine via ssh -L'
+complete -c ssocred -n "__fish_seen_subcommand_from login" -l port -x -d 'with --remote: the loopback port to listen on'
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l no-browser -d 'print the URL, open no browser'
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l timeout -x -d 'give up after SEC seconds'
 complete -c ssocred -n "__fish_seen_subcommand_from login" -l export-aws-cli-cache -d 'also keep the token in ~/.aws/sso/cache'

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> Report:
 
 def _login(args: argparse.Namespace, name: str, asker: Asker) -> str:
     from ssocred.adapters.store import Store
-    from ssocred.cli import commands
+    from ssocred.cli.login import login
     from ssocred.model.sso import token_usable
 
     token = Store().load_session(name)
@@ -164,7 +164,7 @@ def _login(args: argparse.Namespace, name: str, asker: Asker) -> str:
     login_args = argparse.Namespace(profile=None, sso_session=name, use_device_code=args.use_device_code,
                                     no_browser=args.no_browser, timeout=600.0, export_aws_cli_cache=False,
                                     json=True)
-    report = commands.login(login_args)
+    report = login(login_args)
     asker.say(f"Logged in to '{name}' ({report.data['flow']}).")
     return str(report.data["flow"])
 

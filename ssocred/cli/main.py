@@ -15,6 +15,8 @@ from ssocred import __version__
 from ssocred.cli.render import ENV_FORMATS, render
 from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_INTERRUPTED, SsocredError
+from ssocred.usecases.remote_login import DEFAULT_PORT as DEFAULT_LOGIN_PORT
+from ssocred.usecases.remote_login import port_number
 
 Handler = Callable[[argparse.Namespace], Any]
 
@@ -48,7 +50,7 @@ def _credentials_file(args: argparse.Namespace) -> Any:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (``ssocred --help``)."""
-    from ssocred.cli import commands
+    from ssocred.cli import commands, login
 
     parser = Parser(
         prog="ssocred",
@@ -66,11 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=handler)
         return p
 
-    p = add("login", commands.login, "log in to an SSO session and store the token in the OS keyring",
+    p = add("login", login.login, "log in to an SSO session and store the token in the OS keyring",
             "Log in (PKCE in a browser; device code on remote/headless machines or with "
-            "--use-device-code) and keep the token, refresh token and client registration in the OS keyring.")
+            "--use-device-code) and keep the token, refresh token and client registration in the OS keyring.\n\n"
+            "On an SSH host without a browser, --remote runs the browser login through a forwarded port:\n"
+            "it listens on 127.0.0.1:PORT here (--port, else $SSOCRED_LOGIN_PORT, else "
+            f"{DEFAULT_LOGIN_PORT}), opens no browser,\n"
+            "and prints the `ssh -L PORT:127.0.0.1:PORT HOST` line to run on your laptop and the URL to open\n"
+            "in the laptop's browser. Where no port can be forwarded, use --use-device-code.")
     _selector(p)
-    p.add_argument("--use-device-code", action="store_true", help="use the device code flow (any device)")
+    flow = p.add_mutually_exclusive_group()
+    flow.add_argument("--use-device-code", action="store_true", help="use the device code flow (any device)")
+    flow.add_argument("--remote", action="store_true",
+                      help="browser login from another machine through `ssh -L` (prints what to run there)")
+    p.add_argument("--port", type=_port, metavar="N",
+                   help=f"with --remote: the loopback port to listen on (default $SSOCRED_LOGIN_PORT, else "
+                   f"{DEFAULT_LOGIN_PORT})")
     p.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
     p.add_argument("--timeout", type=_positive_float, default=600.0, metavar="SEC", help="give up after SEC (600)")
     p.add_argument("--export-aws-cli-cache", action="store_true",
@@ -257,6 +270,13 @@ def _positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"must be a number more than 0, not {text!r}")
     return value
+
+
+def _port(text: str) -> int:
+    try:
+        return port_number(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, not {text!r}") from None
 
 
 def _name(text: str) -> str:

@@ -16,7 +16,8 @@ One threaded HTTP server on 127.0.0.1 serves, on one port:
 
 Counters (``GET /_stats``): ``operations`` counts every request received per operation, injected
 faults included (``Authorize`` counts ``GET /authorize``); ``create_token`` counts successful
-token issues per grant. Faults (``--fail-rate``, ``--throttle-rate``) and ``--latency-ms`` apply
+token issues per grant; ``redirect_uris`` lists the redirect_uri of the last 100 accepted
+``/authorize`` requests. Faults (``--fail-rate``, ``--throttle-rate``) and ``--latency-ms`` apply
 to API requests only, never to browser pages or control endpoints, and are decided before any
 state changes.
 

@@ -66,6 +66,7 @@ def _validate(state: State, params: dict[str, str]) -> AuthRequest | str:
     if unknown:
         return f"scopes not registered for this client: {' '.join(unknown)}"
     expires_at = state.now() + _PENDING_TTL
+    state.stats.authorized(uri)
     return AuthRequest(registration.client_id, uri, challenge, scopes, params.get("state"), expires_at)
 
 

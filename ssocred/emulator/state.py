@@ -130,6 +130,10 @@ class IssuedKey:
     session_name: str = ""
 
 
+#: How many redirect URIs ``GET /_stats`` reports: enough for tests, bounded for a long run.
+REDIRECT_URIS_KEPT = 100
+
+
 @dataclass
 class Stats:
     """Request counters, as ``GET /_stats`` reports them."""
@@ -140,6 +144,14 @@ class Stats:
     injected: dict[str, int] = field(default_factory=lambda: {"fail": 0, "throttle": 0})
     #: The most API requests that were being answered at the same moment.
     in_flight_max: int = 0
+    #: The redirect_uri of the last REDIRECT_URIS_KEPT ``/authorize`` requests accepted, oldest first
+    #: (the port shows where a login listens).
+    redirect_uris: list[str] = field(default_factory=list)
+
+    def authorized(self, redirect_uri: str) -> None:
+        """Note an accepted ``/authorize`` request's redirect_uri."""
+        self.redirect_uris.append(redirect_uri)
+        del self.redirect_uris[:-REDIRECT_URIS_KEPT]
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -149,6 +161,7 @@ class Stats:
             "refresh_token_reuse_rejected": self.refresh_token_reuse_rejected,
             "injected": dict(self.injected),
             "in_flight_max": self.in_flight_max,
+            "redirect_uris": list(self.redirect_uris),
         }
 
 

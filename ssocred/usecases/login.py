@@ -1,5 +1,8 @@
 """Interactive SSO login: authorization code with PKCE in a browser, or the device code flow.
 
+``remote_port`` runs the PKCE flow for a browser on another machine: the callback listens on that
+fixed port (forwarded with ``ssh -L``, see ``usecases/remote_login.py``) and no browser is opened.
+
 Example: ``login(LoginRequest(key="corp", start_url=u, region="us-east-1"), Store(), sys.stderr)``
 """
 
@@ -44,6 +47,10 @@ class LoginRequest:
     use_device_code: bool = False
     open_browser: bool = True
     timeout: float = 600.0
+    #: ``--remote``: listen on this fixed port for a browser elsewhere, open none.
+    remote_port: int | None = None
+    #: The device code login to suggest as the fallback, with the caller's selection flags.
+    device_code_command: str = "ssocred login --use-device-code"
 
 
 @dataclass(frozen=True)
@@ -97,11 +104,17 @@ def choose_flow(req: LoginRequest, env: Mapping[str, str]) -> tuple[str, str]:
     """The flow to use and, when it is the device code flow, why: ``(DEVICE, "legacy profile")``."""
     if req.use_device_code:
         return DEVICE, ""
+    if req.remote_port is not None:
+        if req.legacy:
+            raise ConfigError("the profile has no sso-session, so it can only log in with the device code flow, "
+                              "not --remote", fix=f"run: {req.device_code_command}")
+        return PKCE, ""
     if req.legacy:
         return DEVICE, "the profile has no sso-session, so the device code flow is used"
     reachable, why = browser_reachable(env)
     if not reachable:
-        return DEVICE, f"{why}; using the device code flow (log in on any device)"
+        return DEVICE, (f"{why}; using the device code flow (log in on any device; to use a browser through "
+                        "ssh -L instead, run again with --remote)")
     return PKCE, ""
 
 
@@ -141,7 +154,7 @@ def login(req: LoginRequest, store: Store, out: TextIO, env: Mapping[str, str] |
             print(why, file=out)
         oidc = Oidc(req.region)
         if flow == PKCE:
-            token = _pkce(req, oidc, current, out)
+            token = _pkce(req, oidc, current, out, environ)
         else:
             token = _device(req, oidc, current, out, environ)
         # Under the session lock: a refresh or logout in flight must not overwrite or delete it.
@@ -204,27 +217,51 @@ class _CallbackHandler(http.server.BaseHTTPRequestHandler):
         """Silent: the request line carries the authorization code."""
 
 
-def _pkce(req: LoginRequest, oidc: Oidc, current: Token | None, out: TextIO) -> Token:
-    from ssocred.adapters.oidc import OAuthError
+def _listen(port: int | None) -> _CallbackServer:
+    """The loopback callback server: on an OS-chosen port, or on the fixed ``--remote`` port."""
+    if port is None:
+        return _CallbackServer(("127.0.0.1", 0), _CallbackHandler)
+    from ssocred.usecases import remote_login
 
-    server = _CallbackServer(("127.0.0.1", 0), _CallbackHandler)
+    try:
+        return _CallbackServer(("127.0.0.1", port), _CallbackHandler)
+    except OSError as exc:
+        raise remote_login.unavailable(port, exc) from None
+
+
+def _pkce(req: LoginRequest, oidc: Oidc, current: Token | None, out: TextIO, env: Mapping[str, str]) -> Token:
+    from ssocred.adapters.oidc import OAuthError
+    from ssocred.usecases import remote_login
+
+    server = _listen(req.remote_port)
     server.timeout = 0.5
     try:
-        redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/oauth/callback"
+        port = server.server_address[1]
+        # The registration names http://127.0.0.1/oauth/callback with no port: the loopback rule
+        # (PROTOCOL §1.3 RegisterClient and §3.2 step 1; RFC 8252 §7.3) matches it for any port, so a
+        # fixed --remote port reuses a stored registration as it is: nothing is registered again.
+        redirect_uri = f"http://127.0.0.1:{port}/oauth/callback"
         reg = _registration(req, oidc, current, auth_code=True)
         verifier, challenge = pkce_pair()
         state = str(uuid.uuid4())
         url = authorize_url(oidc.authorize_base(), reg.client_id, redirect_uri, state, req.scopes, challenge)
-        print("Approve the login in your browser. If it did not open, open this URL on this machine:", file=out)
-        print(f"\n    {url}\n", file=out)
-        print("(On another device? Press Ctrl-C and run again with --use-device-code.)", file=out, flush=True)
-        if req.open_browser:
-            _open(url)
+        if req.remote_port is not None:
+            print(remote_login.instructions(port, url, req.device_code_command, req.timeout, env), file=out,
+                  flush=True)
+            fix = f"check that the ssh -L {port}:127.0.0.1:{port} connection is open and run the login again, " \
+                  f"or run: {req.device_code_command}"
+        else:
+            print("Approve the login in your browser. If it did not open, open this URL on this machine:", file=out)
+            print(f"\n    {url}\n", file=out)
+            print("(On another device? Press Ctrl-C and run again with --remote or --use-device-code.)", file=out,
+                  flush=True)
+            fix = "run the login again (use --remote or --use-device-code on a remote machine)"
+            if req.open_browser:
+                _open(url)
         deadline = time.monotonic() + req.timeout
         while server.result is None:
             if time.monotonic() > deadline:
-                raise LoginRequired(f"no answer from the browser within {req.timeout:.0f} s",
-                                    fix="run the login again (use --use-device-code on a remote machine)")
+                raise LoginRequired(f"no answer from the browser within {req.timeout:.0f} s", fix=fix)
             server.handle_request()
         result = server.result
     finally:
