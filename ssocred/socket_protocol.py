@@ -44,10 +44,6 @@ import _socket
 import os
 import stat
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 APP = "ssocred"
 #: The keyring service ssocred's items live under unless ``$SSOCRED_KEYRING_SERVICE`` names another.
@@ -309,17 +305,16 @@ def forwarded_socket() -> str | None:
     access for others, in a directory strangers cannot swap entries in.
     Example: ``forwarded_socket() == "/tmp/ssocred-me.sock"`` while an ``ssocred forward`` is connected.
     """
-    path = forwarded_socket_path(os.environ.get("SSOCRED_FORWARD_SOCKET"), _user_name)
+    path = os.environ.get("SSOCRED_FORWARD_SOCKET") or forwarded_socket_path(_user_name())
     return path if own_socket(path) else None
 
 
-def forwarded_socket_path(override: str | None, user: "Callable[[], str]") -> str:
-    """``override`` (``$SSOCRED_FORWARD_SOCKET``), else ``/tmp/ssocred-<user>.sock``, where ``ssocred forward``
-    has ``ssh`` put it (``%r``, the remote user).
+def forwarded_socket_path(user: str) -> str:
+    """Where ``ssocred forward`` has ``ssh`` put the socket for ``user`` (``%r``, the remote user) by default.
 
-    Example: ``forwarded_socket_path(None, lambda: "me") == "/tmp/ssocred-me.sock"``
+    Example: ``forwarded_socket_path("me") == "/tmp/ssocred-me.sock"``
     """
-    return override or f"/tmp/ssocred-{user()}.sock"  # noqa: S108 - own_socket checks its owner
+    return f"/tmp/ssocred-{user}.sock"  # noqa: S108 - own_socket checks its owner
 
 
 def own_socket(path: str) -> bool:

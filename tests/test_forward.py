@@ -78,8 +78,7 @@ def test_the_ssh_lines_are_what_openssh_reads(tmp_path: Path) -> None:
 
 
 def test_the_forwarded_socket_defaults_to_tmp_under_the_users_name() -> None:
-    assert socket_protocol.forwarded_socket_path(None, lambda: "me") == "/tmp/ssocred-me.sock"
-    assert socket_protocol.forwarded_socket_path("/x/y.sock", lambda: "me") == "/x/y.sock"
+    assert socket_protocol.forwarded_socket_path("me") == "/tmp/ssocred-me.sock"
 
 
 def _listening(path: Path, mode: int) -> socket.socket:

@@ -171,7 +171,7 @@ def test_fast_path_imports_next_to_nothing(server: Callable[..., Server]) -> Non
     imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
     # An allow-list: a daemon-answered call may load these ssocred modules and nothing else of ours.
     assert {m for m in imported if m.split(".")[0] == "ssocred"} == HOT_PATH
-    assert not imported & {"keyring", "boto3", "botocore", "json", "socket", "selectors", "argparse"}
+    assert not imported & {"keyring", "boto3", "botocore", "json", "socket", "selectors", "argparse", "typing"}
 
 
 @pytest.mark.slow
