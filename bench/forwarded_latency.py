@@ -33,6 +33,18 @@ def _time(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - start
 
 
+def _imports(argv: list[str], env: dict[str, str]) -> list[tuple[int, str]]:
+    """(cumulative microseconds, module) of every top-level import ``argv`` makes."""
+    run = subprocess.run(argv, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=env["HOME"], capture_output=True,
+                         text=True, check=True)
+    rows = []
+    for line in run.stderr.splitlines():
+        parts = [p.strip() for p in line.removeprefix("import time:").split("|")]
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].isdigit() and not parts[2].startswith(" "):
+            rows.append((int(parts[1]), parts[2]))
+    return rows
+
+
 def _session(tmp: Path) -> str:
     return (f"[sso-session corp]\nsso_start_url = {START_URL}\nsso_region = {REGION}\n"
             "sso_registration_scopes = sso:account:access\n")
@@ -79,6 +91,7 @@ def main() -> int:
             }
             for argv, env in cases.values():  # warm up, and check every case answers
                 _time(argv, env)
+            imports = _imports(by_args, remote)
             samples: dict[str, list[float]] = {name: [] for name in cases}
             for _ in range(args.rounds):
                 for name, (argv, env) in cases.items():
@@ -86,6 +99,9 @@ def main() -> int:
         finally:
             server.terminate()
             server.wait(10)
+    print("slowest imports of the forwarded call (cumulative ms):")
+    for micros, module in sorted(imports, reverse=True)[:8]:
+        print(f"  {micros / 1000:7.1f}  {module}")
     floor = statistics.median(samples["python -c pass"])
     print(f"{'case':50} {'median ms':>10} {'ratio':>7}")
     for name, values in samples.items():

@@ -266,6 +266,17 @@ def request_line(argv: list[str]) -> str:
     )
 
 
+def role_request(session: str, account: str, role: str, start_url: str = "", region: str = "") -> str:
+    """The request for one SSO role on a forwarded socket, as one line of JSON (empty start URL: match by name).
+
+    Example: ``role_request("corp", "111122223333", "Dev")`` starts ``{"v": 2, "op": "role", "session": "corp"``.
+    """
+    fields = (("session", session), ("start_url", start_url), ("region", region), ("account", account),
+              ("role", role))
+    body = ", ".join(f'"{key}": {quote(value)}' for key, value in fields)
+    return f'{{"v": {PROTOCOL_VERSION}, "op": "role", {body}}}\n'
+
+
 def quote(text: str) -> str:
     r"""A JSON string literal: ``quote('a"b\n') == '"a\\"b\\u000a"'``."""
     out = ['"']

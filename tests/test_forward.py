@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from ssocred import socket_protocol
-from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_USAGE, UsageError
+from ssocred.errors import EXIT_ACCESS_DENIED, EXIT_STORE, EXIT_USAGE, UsageError
 from ssocred.model.forward import ANY, Forward, Rule, name_for_host, parse_rule, parse_rules, ssh_command, ssh_config
 from tests.support.cli import ACCOUNT, OTHER_ACCOUNT, ROLE, START_URL, run, session_config, ssocred_argv, ssocred_line
 from tests.support.daemon import RunningDaemon, start_daemon
@@ -193,7 +193,8 @@ def _remote_env(tmp: Path, forwarded: Path) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": str(home / ".aws" / "credentials"),
         "SSOCRED_STATE_DIR": str(root / "state"), "SSOCRED_RUNTIME_DIR": str(root / "run"),
         "SSOCRED_LOG_DIR": str(root / "log"), "XDG_CONFIG_HOME": str(root / "config"),
-        "XDG_CACHE_HOME": str(root / "cache"), "SSOCRED_AUTOSTART": "0",
+        # Autostart asked for: a forwarded daemon must still keep this host from starting its own.
+        "XDG_CACHE_HOME": str(root / "cache"), "SSOCRED_AUTOSTART": "1",
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
         "SSOCRED_FORWARD_SOCKET": str(forwarded), "SSOCRED_KEYRING_SERVICE": "ssocred-remote",
     })
@@ -259,8 +260,8 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
 
         # The remote host has no keyring: alone, it cannot do anything.
         alone = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE,
-                    env={**remote, "SSOCRED_FORWARD_SOCKET": str(tmp_path / "nothing.sock")})
-        assert alone.returncode != 0
+                    env={**remote, "SSOCRED_FORWARD_SOCKET": str(tmp_path / "nothing.sock"), "SSOCRED_AUTOSTART": "0"})
+        assert alone.returncode == EXIT_STORE, alone.stderr
 
         by_args = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE, env=remote)
         assert by_args.returncode == 0, by_args.stderr
@@ -295,6 +296,7 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
         assert shown["forwarded_socket"] == str(forwarded)
         assert "daemon forwarded to this host" in run("status", env=remote).stdout
         assert [f["name"] for f in json.loads(run("status", "--json").stdout)["forwards"]] == ["remote"]
+        assert not list((tmp_path / "remote").rglob("daemon.sock"))  # no daemon was started on the remote host
         leaked = _files_holding(tmp_path / "remote", _secrets(creds))
         assert leaked == []
         assert not any(s in log_text for s in _secrets(creds))
@@ -312,13 +314,28 @@ def test_a_session_the_daemon_does_not_hold_and_a_foreign_request_are_refused(
     remote = _remote_env(tmp_path, Path(local))  # the socket itself stands in for its forwarded end
     config = Path(remote["AWS_CONFIG_FILE"])
     config.write_text(config.read_text().replace(START_URL, "https://d-9999999999.awsapps.com/start"))
-    other = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE, env=remote)
+    # A profile's session is matched by its start URL (a role named by arguments, by the session's name).
+    other = run("process", "--profile", "dev", env=remote)
     assert other.returncode == 1 and "holds no session for https://d-9999999999" in other.stderr
     assert other.stderr.count("\n") == 1
     # Not a role request (an old client, or someone probing): refused, nothing else said.
     answer = socket_protocol.exchange(b'{"v": 2, "argv": ["--profile", "dev"], "config": "/etc/passwd"}\n', local)
     assert answer is not None and answer[0] == EXIT_USAGE
     assert b"role requests only" in answer[1]
+
+
+def test_a_forwarded_daemon_keeps_this_host_from_autostarting_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ssocred.usecases import autostart
+
+    here = tmp_path / "private"
+    here.mkdir(mode=0o700)
+    monkeypatch.setenv("SSOCRED_AUTOSTART", "1")
+    monkeypatch.setenv("SSOCRED_FORWARD_SOCKET", str(here / "forwarded.sock"))
+    assert autostart.decision()[1] != "a daemon is forwarded to this host (ssocred forward)"
+    with _listening(here / "forwarded.sock", 0o600):
+        assert autostart.decision() == (False, "a daemon is forwarded to this host (ssocred forward)")
 
 
 def test_forwards_are_listed_changed_and_removed(laptop: RunningDaemon) -> None:

@@ -7,15 +7,17 @@ request line is built and the reply parsed by hand.
 
 The wire protocol is in ``ssocred.socket_protocol``.
 
-Example: ``run(["--profile", "dev"])`` prints the credentials and returns 0, or returns None
-when no daemon answered (the caller then runs ``ssocred.process.local``).
+With no local daemon, a role named by its arguments is asked of a daemon forwarded to this host
+(``ssocred forward``), if there is one. Example: ``run(["--profile", "dev"])`` prints the
+credentials and returns 0, or returns None when no daemon answered (the caller then runs
+``ssocred.process.local``).
 """
 
 import _socket
 import os
 
 from ssocred import process_args
-from ssocred.socket_protocol import exchange, request_line
+from ssocred.socket_protocol import exchange, forwarded_socket, request_line, role_request
 
 
 def run(argv: list[str]) -> int | None:
@@ -35,6 +37,8 @@ def run(argv: list[str]) -> int | None:
         os.write(2, b"ssocred: interrupted\n")
         return 130
     if reply is None:
+        reply = _forwarded(argv)
+    if reply is None:
         return None
     code, body = reply
     try:
@@ -42,6 +46,21 @@ def run(argv: list[str]) -> int | None:
     except OSError:
         return 1  # the reader went away; the output cannot be written twice, so no fallback
     return code
+
+
+def _forwarded(argv: list[str]) -> tuple[int, bytes] | None:
+    """The answer of a daemon forwarded to this host (``ssh -R``) for a role named by its arguments, else None.
+
+    A ``--profile`` needs this host's config read: the full path resolves it, then asks the same socket.
+    """
+    named = process_args.parse(argv).named()
+    path = forwarded_socket() if named is not None else None
+    if named is None or path is None:
+        return None
+    try:
+        return exchange(role_request(*named).encode("utf-8"), path)
+    except (UnicodeEncodeError, KeyboardInterrupt):
+        return None
 
 
 def plain_arguments(argv: list[str]) -> bool:

@@ -24,15 +24,16 @@ _GC_YOUNG = 50_000
 
 def resolve(request: Request) -> str:
     """The stdout text for the requested role (an SSO role or a chained one): ``output`` of its credentials."""
-    from ssocred.adapters.keyring_io import use_remembered_backend
-    from ssocred.adapters.store import Store
-    from ssocred.errors import LoginRequired
-    from ssocred.model.sso import RoleCredentials, process_text
     from ssocred.socket_protocol import forwarded_socket
 
     forwarded = forwarded_socket()
     if forwarded is not None:
         return _forwarded_text(request, forwarded)
+    from ssocred.adapters.keyring_io import use_remembered_backend
+    from ssocred.adapters.store import Store
+    from ssocred.errors import LoginRequired
+    from ssocred.model.sso import RoleCredentials, process_text
+
     named = request.named()
     if named is not None:
         # The lines that populate writes name the role: no config file to read, no chain to resolve.

@@ -30,8 +30,12 @@ def decision() -> tuple[bool, str]:
     """Whether a caller here may start a daemon, and why: ``(False, "CI is set; ...")``."""
     if os.name != "posix":
         return False, "not on this platform (Unix sockets and file locks are needed)"
+    from ssocred import socket_protocol
     from ssocred.adapters import autostart
 
+    if socket_protocol.forwarded_socket() is not None:
+        # A daemon here would answer before the forwarded one, from a store this host does not have.
+        return False, "a daemon is forwarded to this host (ssocred forward)"
     chosen = autostart.setting()
     if chosen is False:
         return False, f"{autostart.VARIABLE}=0"

@@ -52,9 +52,7 @@ def role_text(path: str, target: SsoTarget, *, config_path: Path | None = None) 
     Example: ``role_text(path, SsoTarget("corp", "111122223333", "ReadOnly"))[0].startswith('{"Version": 1')``
     """
     start_url, region = _session_settings(target.session, config_path)
-    request = json.dumps({"v": socket_protocol.PROTOCOL_VERSION, "op": "role", "session": target.session,
-                          "start_url": start_url, "region": region, "account": target.account_id,
-                          "role": target.role_name}) + "\n"
+    request = socket_protocol.role_request(target.session, target.account_id, target.role_name, start_url, region)
     reply = socket_protocol.exchange(request.encode(), path)
     if reply is None:
         raise ServiceError(f"the daemon forwarded to {path} did not answer",
