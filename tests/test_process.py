@@ -332,7 +332,7 @@ def test_login_on_the_terminal_only_when_asked(sso: RunningEmulator, tmp_path: P
 def test_remembered_backend_skips_detection_but_never_overrides_a_choice(
     sso: RunningEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    login()
+    assert run("login").returncode == 0  # in its own process, which notes the backend in this test's state dir
     remembered = Path(os.environ["SSOCRED_STATE_DIR"]) / "keyring-backend"
     remembered.unlink()
     argv = [sys.executable, "-X", "importtime", "-m", "ssocred", *ARGS]

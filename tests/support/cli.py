@@ -124,10 +124,17 @@ def login(emu: RunningEmulator | None = None, *, session: str = "corp") -> Token
 
     The one way tests log in (the ``logged_in`` fixture uses it too).
     """
-    from ssocred.adapters.store import Store
+    import contextlib
+    import io
 
-    r = run("login", "--sso-session", session)
-    assert r.returncode == 0, r.stderr
+    from ssocred.adapters.store import Store
+    from ssocred.cli.main import main
+
+    # The CLI's own entry point, in this process: the same login, without starting an interpreter.
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["login", "--sso-session", session])
+    assert code == 0, err.getvalue()
     if emu is not None:
         emu.reset()
     token = Store().load_session(session)
