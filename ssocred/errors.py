@@ -74,6 +74,13 @@ class StoreError(SsocredError):
     exit_code = EXIT_STORE
 
 
+class NoKeyring(StoreError):
+    """No keyring backend can keep secrets here, and no memory-store daemon answers for one.
+
+    Example: ``raise NoKeyring("no usable OS keyring", fix="start one: ssocred daemon --store memory")``
+    """
+
+
 _BY_CODE: dict[int, type[SsocredError]] = {
     EXIT_LOGIN_REQUIRED: LoginRequired,
     EXIT_USAGE: UsageError,

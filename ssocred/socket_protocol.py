@@ -26,6 +26,13 @@ Wire protocol, version 2 (one connection per request, the daemon checks the peer
   ``"session"``, ``"start_url"``, ``"region"`` (from the remote host's config; may be empty),
   ``"account"`` and ``"role"``: the client has resolved its profile itself, and the daemon reads no
   file of the client's. The answer is ``ssocred process``'s, or an exit code and one line;
+* ``"op": "store"`` answers ``{"store": "keyring" | "memory", "pid": <the daemon's pid>}``: where the
+  daemon keeps its secrets. A daemon started with ``--store memory`` answers every request of its own
+  service whatever the client's backend, and also ``"op": "item-get"`` (``"username"``; answer
+  ``{"value": <text or null>}``), ``"item-set"`` (``"username"``, ``"value"``; answer ``{"stored": true}``)
+  and ``"item-delete"`` (``"username"``; answer ``{"deleted": <bool>}``) on the items of its service,
+  ``"service"`` naming it, which clients without an OS keyring use as theirs
+  (``ssocred.adapters.memory_keyring``); a value is a secret and is never logged;
 * reply: any number of ``+`` bytes (the daemon is alive and working: one within 0.1 s of the
   request unless the answer itself comes sooner, then one every 0.25 s), then ``<code>
   <length>\n`` and ``length`` bytes. Code 0: the exact stdout of ``ssocred process``; 1 to 255:
@@ -62,6 +69,13 @@ PLANTED = "planted"
 Candidate = tuple[str, tuple[str, ...], bool]
 
 PROTOCOL_VERSION = 2
+#: Where a daemon keeps secrets (the answer to ``"op": "store"``): the OS keyring, or its own memory.
+STORE_KEYRING = "keyring"
+STORE_MEMORY = "memory"
+OP_STORE = "store"
+OP_ITEM_GET = "item-get"
+OP_ITEM_SET = "item-set"
+OP_ITEM_DELETE = "item-delete"
 #: Reply code that sends the client to the no-daemon path.
 FALLBACK = -1
 #: The byte a working daemon sends while it prepares an answer.
@@ -72,6 +86,8 @@ SILENCE_TIMEOUT = 1.0
 #: Longest wait for an answer with keep-alives: the daemon's own network calls are bounded well below.
 REPLY_TIMEOUT = 300.0
 _MAX_REPLY = 1 << 16
+#: Sockets whose daemon stayed silent once in this process: asked no more, so it costs a caller one wait.
+_silent: set[str] = set()
 
 
 def keyring_service() -> str:
@@ -363,8 +379,8 @@ def exchange(request: bytes, path: str | None = None) -> tuple[int, bytes] | Non
     if not hasattr(_socket, "AF_UNIX"):
         return None
     path = path or trusted_socket()
-    if path is None:
-        return None  # a socket there could be anyone's: do the work without the daemon
+    if path is None or path in _silent:
+        return None  # a socket there could be anyone's, or a stopped daemon's: do the work without it
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(CONNECT_TIMEOUT)
@@ -372,7 +388,10 @@ def exchange(request: bytes, path: str | None = None) -> tuple[int, bytes] | Non
         sock.settimeout(SILENCE_TIMEOUT)
         sock.sendall(request)
         data = _receive(sock)
-    except OSError:  # no socket, nobody listening, a silent daemon, or one that went away mid-reply
+    except TimeoutError:  # a stopped or frozen daemon: later requests of this process would wait as long
+        _silent.add(path)
+        return None
+    except OSError:  # no socket, nobody listening, or a daemon that went away mid-reply
         return None
     finally:
         sock.close()

@@ -464,8 +464,8 @@ def test_second_daemon_refuses_and_sigterm_stops(sso: RunningEmulator, tmp_path:
     status = read_status()
     assert status is not None and status["pid"] == first.proc.pid
     assert set(status) == {"pid", "started_at", "sessions", "prefetch", "refreshes", "last_commit_ms", "started_by",
-                           "idle_exit_seconds"}
-    assert status["started_by"] == "by hand" and status["idle_exit_seconds"] is None
+                           "idle_exit_seconds", "store"}
+    assert status["started_by"] == "by hand" and status["idle_exit_seconds"] is None and status["store"] == "keyring"
     shown = json.loads(run("status", "--json").stdout)["daemon"]
     assert shown["pid"] == first.proc.pid
     assert f"daemon: running (pid {first.proc.pid}" in run("status").stdout

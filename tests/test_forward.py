@@ -262,6 +262,8 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
         alone = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE,
                     env={**remote, "SSOCRED_FORWARD_SOCKET": str(tmp_path / "nothing.sock"), "SSOCRED_AUTOSTART": "0"})
         assert alone.returncode == EXIT_STORE, alone.stderr
+        assert alone.stderr.count("\n") == 1
+        assert "ssocred daemon --store memory" in alone.stderr and "ssocred forward" in alone.stderr
 
         by_args = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE, env=remote)
         assert by_args.returncode == 0, by_args.stderr

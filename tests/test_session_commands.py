@@ -81,8 +81,9 @@ def test_logout_all(sso: RunningEmulator) -> None:
 def test_status(sso: RunningEmulator) -> None:
     r = run("status", "--json")
     assert json.loads(r.stdout) == {
-        "sessions": [{"session": "corp", "logged_in": False, "credentials": []}],
+        "sessions": [{"session": "corp", "logged_in": False, "credentials": [], "lost_with_daemon": False}],
         "daemon": None,
+        "store": {"kind": "keyring", "pid": None, "lost_sessions": []},
         "exports": [],
         "exports_file": "~/.aws/credentials",
         "forwards": [],

@@ -16,14 +16,14 @@ atomically. Example: ``Journal(journal_path("ssocred"), 10).read()``
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ssocred.socket_protocol import STORE_KEYRING
+
 FORMAT_VERSION = 1
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 @dataclass(frozen=True)
@@ -36,19 +36,14 @@ class Generation:
     at: float
 
 
-def journal_path(service: str) -> Path:
-    """The journal of a keyring service: ``state_dir()/chunks.json`` for ``"ssocred"``."""
-    import hashlib
+def journal_path(service: str, store: str = STORE_KEYRING) -> Path:
+    """The journal of a keyring service: ``state_dir()/chunks.json`` for ``"ssocred"`` in the OS keyring.
 
-    from ssocred.adapters.paths import state_dir
-    from ssocred.socket_protocol import DEFAULT_SERVICE
+    A memory-store daemon's items have their own (``chunks-memory.json``): they end with it.
+    """
+    from ssocred.adapters.paths import service_file
 
-    if service == DEFAULT_SERVICE:
-        return state_dir() / "chunks.json"
-    # Named as the index is (Store.index_path): readable, bounded, unique by digest.
-    readable = (_UNSAFE.sub("_", service).strip(".") or "_")[:40]
-    digest = hashlib.sha256(service.encode()).hexdigest()[:8]
-    return state_dir() / f"chunks-{readable}-{digest}.json"
+    return service_file("chunks" if store == STORE_KEYRING else f"chunks-{store}", service)
 
 
 def render(generations: Iterable[Generation]) -> bytes:

@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ssocred.adapters.keyring_backend import usable_backend
+from ssocred.adapters.keyring_backend import NO_KEYRING_FIX, store_kind, usable_backend
 from ssocred.adapters.keyring_backend import use_remembered_backend as use_remembered_backend
-from ssocred.errors import SsocredError, StoreError
+from ssocred.errors import NoKeyring, SsocredError, StoreError
 
 if TYPE_CHECKING:
     from ssocred.adapters.chunkjournal import Generation, Journal
@@ -118,7 +118,7 @@ class KeyringIO:
 
     def backend_name(self) -> str:
         """The name of the usable backend, e.g. ``"SecretService Keyring"``."""
-        return self._run("open", "the OS keyring", lambda: str(usable_backend().name))
+        return self._run("open", "the OS keyring", lambda: str(usable_backend(self.service).name))
 
     def read(self, key: str, owner: str) -> str | None:
         """The value under ``key``, parts joined, or None: ``io.read("session:corp", owner="corp")``."""
@@ -159,7 +159,7 @@ class KeyringIO:
     # --- work done on the keyring thread ----------------------------------------------------
 
     def _read(self, key: str, owner: str) -> str | None:
-        kr = usable_backend()
+        kr = usable_backend(self.service)
         try:
             return self._read_parts(kr, key, owner)
         except UnicodeError:
@@ -208,7 +208,7 @@ class KeyringIO:
     def _write(self, key: str, value: str) -> None:
         from ssocred.adapters.chunkjournal import Generation
 
-        kr = usable_backend()
+        kr = usable_backend(self.service)
         old_head = self._current_head(kr, key)
         journal = self._journal()
         chunked = stored_size(value) > CHUNK_LIMIT
@@ -240,7 +240,7 @@ class KeyringIO:
         journal.drop(key, {old_id})
 
     def _delete(self, key: str) -> None:
-        kr = usable_backend()
+        kr = usable_backend(self.service)
         head = self._current_head(kr, key)
         _forget(kr, self.service, key)
         if head is not None:
@@ -253,7 +253,7 @@ class KeyringIO:
         journal.drop(key, {g.id for g in recorded})
 
     def _sweep_key(self, key: str, candidates: list[Generation]) -> tuple[int, int]:
-        kr = usable_backend()
+        kr = usable_backend(self.service)
         try:
             text = _get(kr, self.service, key)
         except UnicodeError:
@@ -269,7 +269,7 @@ class KeyringIO:
 
         # Resolved on each use, as the index is, so that a changed SSOCRED_STATE_DIR is honoured.
         # Half the keyring timeout: a stuck journal lock is named as such, not as a silent keyring.
-        return Journal(journal_path(self.service), self.timeout / 2)
+        return Journal(journal_path(self.service, store_kind(self.service)), self.timeout / 2)
 
     def _current_head(self, kr: Any, key: str) -> tuple[int, str, str] | None:
         """The head now under ``key``, so its parts can be removed; None for plain or unreadable."""
@@ -380,11 +380,7 @@ def _translate(exc: BaseException, verb: str, what: str) -> BaseException:
             fix="unlock it (log in to the desktop session, or open your keyring manager) and retry",
         )
     if isinstance(exc, keyring.errors.NoKeyringError):
-        return StoreError(
-            f"no usable OS keyring (could not {verb} {what})",
-            fix="install and unlock a Secret Service such as gnome-keyring, "
-            "or choose a backend with PYTHON_KEYRING_BACKEND",
-        )
+        return NoKeyring(f"no usable OS keyring (could not {verb} {what})", fix=NO_KEYRING_FIX)
     if not isinstance(exc, Exception):
         return exc  # KeyboardInterrupt, SystemExit: not ours to reword
     # Only messages from keyring and D-Bus libraries are shown; they describe the failure,

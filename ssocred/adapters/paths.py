@@ -72,6 +72,23 @@ def runtime_dir() -> Path:
                       fix="set SSOCRED_RUNTIME_DIR to a directory that only you can enter")
 
 
+def service_file(prefix: str, service: str) -> Path:
+    """A state-dir file of one keyring service, named readably, bounded and unique by digest.
+
+    Example: ``service_file("index", "ssocred") == state_dir() / "index.json"``, and
+    ``service_file("index", "ssocred-test")`` is ``state_dir() / "index-ssocred-test-<8 hex>.json"``.
+    """
+    import hashlib  # deferred: loading OpenSSL costs the start-up of every caller
+    import re
+
+    from ssocred.socket_protocol import DEFAULT_SERVICE
+
+    if service == DEFAULT_SERVICE:
+        return state_dir() / f"{prefix}.json"
+    readable = (re.sub(r"[^A-Za-z0-9._-]+", "_", service).strip(".") or "_")[:40]
+    return state_dir() / f"{prefix}-{readable}-{hashlib.sha256(service.encode()).hexdigest()[:8]}.json"
+
+
 def lock_dir() -> Path:
     """``runtime_dir()/locks``, private like it: ``lock_dir() / "session-corp.lock"``."""
     return private_dir(runtime_dir() / "locks")

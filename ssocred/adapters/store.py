@@ -14,7 +14,8 @@ read-check-fetch-write, and ``login_lock`` keeps logins to one per session (all 
 Nothing is stored that logout cannot find: a role is indexed (as a placeholder, see
 ``is_placeholder``) before its first keyring write, every generation of a chunked item is
 journaled (``ssocred.adapters.chunkjournal``), and ``delete_session`` removes all of it, index entries
-and role lock files included. ``sweep`` removes what killed writers left behind.
+and role lock files included. ``sweep`` removes what killed writers left behind. Where a daemon keeps
+the items in its memory (``ssocred daemon --store memory``), the same items live there instead.
 
 Example: ``Store().load_session("corp")``
 """
@@ -30,9 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssocred.adapters.keyring_io import KeyringIO, corrupt_error
-from ssocred.adapters.paths import lock_dir, state_dir
-from ssocred.adapters.store_index import CredsEntry, Index, IndexFile, SessionEntry
-from ssocred.errors import StoreError
+from ssocred.adapters.paths import lock_dir
+from ssocred.adapters.store_index import CredsEntry, Index, IndexFile, SessionEntry, index_path
+from ssocred.errors import NoKeyring, StoreError
 from ssocred.model.sso import (
     RoleCredentials,
     Token,
@@ -41,7 +42,7 @@ from ssocred.model.sso import (
     token_from_dict,
     token_to_dict,
 )
-from ssocred.socket_protocol import DEFAULT_SERVICE, keyring_service
+from ssocred.socket_protocol import keyring_service
 
 if TYPE_CHECKING:
     from ssocred.adapters.locks import Lock
@@ -115,7 +116,7 @@ class Store:
     def load_session(self, name: str) -> Token | None:
         """The stored token of ``name``, or None when never saved: ``store.load_session("corp")``."""
         key = session_key(name)
-        raw = self._keyring.read(key, owner=name)
+        raw = self._read(key, owner=name)
         if raw is None:
             return None
         try:
@@ -222,7 +223,7 @@ class Store:
     def load_creds(self, session: str, account: str, role: str) -> RoleCredentials | None:
         """Stored credentials, or None: ``store.load_creds("corp", "111122223333", "Admin")``."""
         key = creds_key(session, account, role)
-        raw = self._keyring.read(key, owner=session)
+        raw = self._read(key, owner=session)
         if raw is None:
             return None
         try:
@@ -233,7 +234,7 @@ class Store:
     def load_creds_extra(self, session: str, account: str, role: str) -> dict[str, Any] | None:
         """What was saved beside the credentials (``save_creds(extra=...)``), or None: ``load_creds_extra(*key)``."""
         key = creds_key(session, account, role)
-        raw = self._keyring.read(key, owner=session)
+        raw = self._read(key, owner=session)
         if raw is None:
             return None
         try:
@@ -304,10 +305,10 @@ class Store:
         return self._index.read()
 
     def index_path(self) -> Path:
-        """The index file: ``state_dir()/index.json`` for the default service name."""
-        if self.service == DEFAULT_SERVICE:
-            return state_dir() / "index.json"
-        return state_dir() / f"index-{_safe_name(self.service)[:40]}-{_digest(self.service, 8)}.json"
+        """The index file: ``state_dir()/index.json`` for the default service name in the OS keyring."""
+        from ssocred.adapters.keyring_backend import store_kind
+
+        return index_path(self.service, store_kind(self.service))
 
     def session_lock(self, name: str) -> Lock:
         """Guards read-check-refresh-write of a token: ``with store.session_lock("corp"): ...``."""
@@ -332,8 +333,19 @@ class Store:
         return Lock(lock_dir() / self._lock_name(kind, parts), what)
 
     def _lock_name(self, kind: str, parts: tuple[str, ...]) -> str:
-        digest = _digest("\0".join((self.service, kind, *parts)), 16)
-        return f"{kind}-{_safe_name(':'.join(parts))[:40]}-{digest}.lock"
+        import hashlib  # deferred: loading OpenSSL costs the start-up of every caller
+
+        digest = hashlib.sha256("\0".join((self.service, kind, *parts)).encode()).hexdigest()[:16]
+        return f"{kind}-{_UNSAFE.sub('_', ':'.join(parts)).strip('.')[:40] or '_'}-{digest}.lock"
+
+    def _read(self, key: str, owner: str) -> str | None:
+        """``KeyringIO.read``; without a keyring, a session a stopped memory-store daemon held needs a login."""
+        try:
+            return self._keyring.read(key, owner=owner)
+        except NoKeyring as exc:
+            from ssocred.adapters.memory_keyring import gone_error
+
+            raise (gone_error(self.service, owner) or exc) from None
 
     def _journaled_roles(self, session: str) -> set[tuple[str, str, str]]:
         """Roles of ``session`` with a journaled generation (a write may have died before indexing)."""
@@ -383,14 +395,3 @@ def _env_timeout() -> float:
     except ValueError:
         return 30.0
     return value if value > 0 else 30.0
-
-
-def _digest(text: str, length: int) -> str:
-    import hashlib  # deferred: loading OpenSSL costs the start-up of every caller
-
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def _safe_name(text: str) -> str:
-    """A file-name-safe rendering: ``_safe_name("a/../b c") == "a_.._b_c"``."""
-    return _UNSAFE.sub("_", text).strip(".") or "_"

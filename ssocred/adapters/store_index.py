@@ -25,10 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ssocred.adapters.paths import atomic_write, private_dir
+from ssocred.adapters.paths import atomic_write, private_dir, service_file
 from ssocred.errors import StoreError
+from ssocred.socket_protocol import STORE_KEYRING
 
 FORMAT_VERSION = 1
+
+
+def index_path(service: str, store: str = STORE_KEYRING) -> Path:
+    """The index of a keyring service: ``state_dir()/index.json`` for ``"ssocred"`` in the OS keyring.
+
+    A memory-store daemon's items have their own (``index-memory.json``): they end with it, while
+    the OS keyring's, if any, stay listed for when the keyring is reachable again.
+    """
+    return service_file("index" if store == STORE_KEYRING else f"index-{store}", service)
 
 
 @dataclass(frozen=True)

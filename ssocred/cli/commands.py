@@ -94,20 +94,24 @@ def _configured_sessions() -> set[str]:
 
 def status(args: argparse.Namespace) -> Report:
     """``ssocred status``: sessions from the config and the store index; never a secret."""
+    from ssocred.adapters.notify import read_status
     from ssocred.adapters.store import Store, is_placeholder
     from ssocred.model.chain import is_chained, role_shown
+    from ssocred.usecases.memory_store import store_report
 
     try:
         configured = set(_load_config().sso_sessions)
     except ConfigError:
         configured = set()
-    index = Store().index()
+    store, daemon = Store(), read_status()
+    index, kept = store.index(), store_report(store.service, daemon)
     now = time.time()
-    sessions = []
-    for name in sorted(configured | set(index.sessions)):
+    sessions: list[dict[str, Any]] = []
+    for name in sorted(configured | set(index.sessions) | set(kept["lost_sessions"])):
         entry = index.sessions.get(name)
-        if entry is None:
-            sessions.append({"session": name, "logged_in": False, "credentials": []})
+        if entry is None:  # a session a stopped memory-store daemon held is gone with it
+            sessions.append({"session": name, "logged_in": False, "credentials": [],
+                             "lost_with_daemon": name in kept["lost_sessions"]})
             continue
         creds = [
             {"account_id": c.account_id, "role_name": role_shown(c.key),
@@ -131,7 +135,6 @@ def status(args: argparse.Namespace) -> Report:
             "credentials": creds,
         })
     from ssocred.adapters import credentials_file
-    from ssocred.adapters.notify import read_status
     from ssocred.adapters.paths import display_path
     from ssocred.usecases import exports
 
@@ -147,7 +150,7 @@ def status(args: argparse.Namespace) -> Report:
                     for f, path in forwarded.listing()]
     except SsocredError:
         forwards = []  # an unreadable forwards file: `ssocred forward --list` names it
-    return Report("status", {"sessions": sessions, "daemon": read_status(), "exports": exported,
+    return Report("status", {"sessions": sessions, "daemon": daemon, "store": kept, "exports": exported,
                              "exports_file": display_path(credentials_file.path()), "forwards": forwards,
                              "forwarded_socket": forwarded_socket()})
 
@@ -219,7 +222,6 @@ def _credentials_for(target: Target) -> RoleCredentials:
         return forwarded_credentials(forwarded, target)
     start_in_background()
     return credentials_for(_store(), target)
-
 
 
 def credential_env(creds: RoleCredentials, region: str | None) -> dict[str, str]:

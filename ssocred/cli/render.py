@@ -98,10 +98,22 @@ def _prefetch_state(p: dict[str, Any]) -> str:
     return f"next fetch {p['next_fetch']}{error}"
 
 
+def _store(store: dict[str, Any] | None) -> list[str]:
+    """The memory store's line: where the secrets are, or what a stopped memory-store daemon held."""
+    from ssocred.model.sso import login_command
+
+    if store and store["kind"] == "memory":
+        return [f"store: the memory of the ssocred daemon (pid {store.get('pid') or '?'}) only, nothing on disk; "
+                "when the daemon restarts, every session needs a new login"]
+    lost = store.get("lost_sessions") if store else None
+    return [f"store: the memory-store daemon that held {', '.join(lost)} has stopped; start it again (ssocred daemon "
+            f"--store memory) and run: {'; '.join(login_command(n) for n in lost)}"] if lost else []
+
+
 def _status(d: dict[str, Any]) -> str:
     from ssocred.model.sso import login_command
 
-    daemon = _daemon(d.get("daemon"))
+    daemon = _daemon(d.get("daemon")) + _store(d.get("store"))
     if not d["sessions"]:
         return "\n".join(["No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, "
                           "then run: ssocred login", *forward_lines(d), *daemon])
@@ -109,7 +121,8 @@ def _status(d: dict[str, Any]) -> str:
     now = time.time()
     for s in d["sessions"]:
         if not s["logged_in"]:
-            lines.append(f"{s['session']}: not logged in")
+            gone = " (the memory-store daemon that held it has stopped)" if s.get("lost_with_daemon") else ""
+            lines.append(f"{s['session']}: not logged in{gone}")
             continue
         left = s["expires_epoch"] - now
         state = "expired" if left <= 0 else f"valid for {duration(left)}"

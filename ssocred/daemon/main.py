@@ -25,6 +25,7 @@ from ssocred.daemon.container import DEFAULT_LISTEN, parse_listen
 from ssocred.daemon.jobs import Daemon, Options, malloc_call
 from ssocred.errors import EXIT_CONFIG, SsocredError
 from ssocred.model import schedule
+from ssocred.socket_protocol import STORE_KEYRING, STORE_MEMORY
 from ssocred.usecases.autostart import IDLE_EXIT
 
 __all__ = ["Daemon", "Options", "main", "read_status"]
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="re-run populate for sessions with ssocred_sync_profiles = true this often, and after each "
                    "login (default 1h)")
     p.add_argument("--no-socket", action="store_true", help="do not answer `ssocred process` over the socket")
+    p.add_argument("--store", choices=(STORE_KEYRING, STORE_MEMORY), default=STORE_KEYRING,
+                   help="where tokens and role credentials are kept: the OS keyring (default), or only this "
+                   "daemon's memory, for machines without a keyring (SSH hosts, WSL, containers, CI); every "
+                   "ssocred command of this user then uses it over the socket, and a restart means a new login")
     p.add_argument("--container-listen", type=_listen, default=DEFAULT_LISTEN, metavar="HOST:PORT",
                    help="where the container credentials endpoint listens once `ssocred container` asks for it "
                    "(default 127.0.0.1:0, a free port; SDKs take plain HTTP only from loopback, "
@@ -85,6 +90,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.scan_interval < 1 or args.retry_min <= 0 or args.retry_max < args.retry_min or args.sync_interval < 1:
         parser.error("--scan-interval and --sync-interval must be at least 1s, and 0 < --retry-min <= --retry-max")
+    if args.store == STORE_MEMORY and args.no_socket:
+        parser.error("--store memory needs the socket: it is the only way to the secrets it keeps")
     os.umask(0o077)  # the log file, its rotations and the status file: this user's only
     malloc_call("mallopt", -8, 2)  # M_ARENA_MAX: a heap per thread would keep each worker's garbage
     log_file: Path | None = args.log_file
@@ -97,11 +104,17 @@ def main(argv: list[str]) -> int:
     except (OSError, SsocredError) as exc:
         return _fail(exc, log_file)
     try:
+        _keep_store(args.store)  # under the pid lock: no other daemon holds the memory store's files
+    except (OSError, SsocredError) as exc:
+        notify.release_pid_lock(lock)
+        return _fail(exc, log_file)
+    try:
         opts = Options(args.prefetch_hours, args.warn_before, args.scan_interval, args.retry_min, args.retry_max,
                        sync_interval=args.sync_interval)
         idle = args.idle_exit if args.idle_exit is not None else _autostart_idle() if args.autostarted else None
         code, clean = _serve(opts, socket=not args.no_socket, log_file=log_file, container=args.container_listen,
-                             started_by="autostart" if args.autostarted else _manager(), idle=idle)
+                             started_by="autostart" if args.autostarted else _manager(), idle=idle,
+                             store=args.store)
     finally:
         notify.release_pid_lock(lock)
     if not clean:
@@ -127,6 +140,45 @@ def _fail(exc: BaseException, log_file: Path | None) -> int:
     return code
 
 
+def _keep_store(store: str) -> None:
+    """Make this process keep the store: in the OS keyring, or protected in its own memory (started empty)."""
+    from ssocred.adapters import memory_guard
+    from ssocred.adapters.keyring_backend import use_store
+
+    if store != STORE_MEMORY:
+        use_store(store)
+        return
+    for note in memory_guard.protect():
+        log.warning("%s", note)
+    use_store(store)
+    from ssocred.adapters.memory_keyring import start_empty
+    from ssocred.adapters.store import Store
+
+    store_of = Store()
+    gone = start_empty(store_of.service, store_of.timeout)
+    if gone:
+        log.info("the memory store starts empty; the sessions an earlier memory-store daemon held need a new "
+                 "login: %s", ", ".join(gone))
+    log.info("keeping tokens and role credentials in this daemon's memory only (keyring service %s)",
+             store_of.service)
+
+
+def _warn_without_keyring() -> None:
+    """One warning when this keyring daemon has no keyring: every request would fail, and nothing else says why.
+
+    Checked once the socket answers: callers waiting for a starting daemon need not wait for keyring's detection.
+    """
+    from ssocred.adapters.keyring_backend import usable_backend
+
+    try:
+        usable_backend()
+    except SsocredError as exc:
+        log.warning("%s: every request will fail until one is usable; to keep the secrets in this daemon's memory "
+                    "instead, run: ssocred daemon --store memory", exc.message)
+    except Exception as exc:  # a keyring library that fails to load: the first request reports it
+        log.warning("the OS keyring could not be checked (%s)", type(exc).__name__)
+
+
 def _autostart_idle() -> float:
     """``$SSOCRED_AUTOSTART_IDLE`` (a duration), else 8 hours: after that long unused, nothing is pre-fetched anyway."""
     text = os.environ.get(IDLE_VARIABLE, "")
@@ -147,7 +199,7 @@ def _manager() -> str:
 
 
 def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tuple[str, int] = DEFAULT_LISTEN,
-           started_by: str = "by hand", idle: float | None = None) -> tuple[int, bool]:
+           started_by: str = "by hand", idle: float | None = None, store: str = STORE_KEYRING) -> tuple[int, bool]:
     """Run until a signal (or ``idle`` seconds without work): (exit code, whether every job finished)."""
     from ssocred.adapters import autostart
     from ssocred.usecases import tokens
@@ -163,10 +215,10 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tup
         try:
             from ssocred.daemon import server as sockserver
 
-            server = sockserver.start(container=container)
+            server = sockserver.start(container=container, store=store)
         except (ImportError, SsocredError) as exc:
             return _fail(exc, log_file), True
-    daemon = _Reported(opts, started_by, idle)
+    daemon = _Reported(opts, started_by, idle, store)
     daemon.start()
     if start_lock is not None:
         autostart.ready(start_lock)
@@ -174,6 +226,8 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tup
     log.info("started (pid %d, %s, %s, pre-fetch of roles used within %g h%s)", os.getpid(), started_by,
              f"socket {server.path}" if server else "no socket", opts.prefetch_hours,
              f", exits after {idle:g} s without requests" if idle else "")
+    if store != STORE_MEMORY:  # on a thread of its own: a keyring hung on D-Bus must not hold up a stop
+        threading.Thread(target=_warn_without_keyring, name="ssocred-keyring-check", daemon=True).start()
     while not stop.wait(1.0):
         if idle and server is not None and _idle(server, idle):
             log.info("no request for %g s, no container grant and no credentials-file export: exiting", idle)
@@ -190,12 +244,13 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tup
 class _Reported(Daemon):
     """The daemon whose status also says who started it and when it leaves if unused."""
 
-    def __init__(self, opts: Options, started_by: str, idle: float | None) -> None:
+    def __init__(self, opts: Options, started_by: str, idle: float | None, store: str = STORE_KEYRING) -> None:
         super().__init__(opts)
-        self._started_by, self._idle_exit = started_by, idle
+        self._started_by, self._idle_exit, self._store = started_by, idle, store
 
     def status(self) -> dict[str, Any]:
-        return {**super().status(), "started_by": self._started_by, "idle_exit_seconds": self._idle_exit}
+        return {**super().status(), "started_by": self._started_by, "idle_exit_seconds": self._idle_exit,
+                "store": self._store}
 
 
 def _idle(server: Any, idle: float) -> bool:

@@ -49,11 +49,16 @@ class _ClientMustRun(Exception):
 
 
 class Responder:
-    """Answers requests that use the daemon's own keyring service and backend: ``Responder().answer(line)``."""
+    """Answers requests that use the daemon's own keyring service and backend: ``Responder().answer(line)``.
+
+    A memory-store daemon (``any_backend``) answers its service's requests whatever the client's backend.
+    """
 
     def __init__(self) -> None:
         self.service = socket_protocol.keyring_service()
         self.backend = os.environ.get("PYTHON_KEYRING_BACKEND", "")
+        #: A memory-store daemon holds the only copy of its items: it answers clients of any backend.
+        self.any_backend = False
         # One keyring read or fetch at a time: boto3 sessions are not thread-safe, gnome-keyring
         # fails lookups ("prompt dismissed") when one process opens many connections at once, and
         # a burst of clients for a cold role waits here, then takes the first one's result.
@@ -105,7 +110,7 @@ class Responder:
             return FALLBACK, "malformed request\n", None
         if not isinstance(req, dict) or req.get("v") != PROTOCOL_VERSION:
             return FALLBACK, "unknown protocol version\n", None
-        if req.get("service") != self.service or req.get("backend") != self.backend:
+        if req.get("service") != self.service or (req.get("backend") != self.backend and not self.any_backend):
             return FALLBACK, "the client uses another keyring service or backend\n", None
         op = req.get("op", "process")
         if op == "refresh":

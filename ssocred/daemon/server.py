@@ -34,6 +34,7 @@ from ssocred.daemon.container import DEFAULT_LISTEN, Endpoint
 from ssocred.daemon.forwarding import OP_RELOAD, Forwarding
 from ssocred.daemon.responder import Responder, where
 from ssocred.errors import ServiceError, SsocredError
+from ssocred.socket_protocol import STORE_KEYRING
 from ssocred.usecases.container import OP_GRANT, OP_REVOKE
 
 log = logging.getLogger("ssocred.daemon.server")
@@ -80,16 +81,21 @@ class RunningServer:
                 os.unlink(self.path)
 
 
-def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_LISTEN) -> RunningServer:
+def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_LISTEN,
+          store: str = STORE_KEYRING) -> RunningServer:
     """Listen on ``path`` (default ``socket_protocol.socket_path()``, or systemd's socket) in a thread.
 
     ``container`` is where the container credentials endpoint listens once a grant asks for it
-    (None: no endpoint). Example: ``start().path == socket_protocol.socket_path()``; SocketInUse if
-    another daemon answers there.
+    (None: no endpoint); ``store`` is where this daemon keeps secrets (``"memory"``: it also answers
+    for the items, see ``daemon.items``). Example: ``start().path == socket_protocol.socket_path()``;
+    SocketInUse if another daemon answers there.
     """
+    from ssocred.adapters.keyring_backend import use_store
+    from ssocred.daemon.items import register
     from ssocred.usecases import tokens
 
     tokens.serve_refreshes()  # this process answers refreshes: it must never ask itself for one
+    use_store(store)  # and it keeps the store: it never asks itself where that is
     sock = _inherited_socket() if path is None else None
     inode = None
     if sock is not None:
@@ -98,6 +104,7 @@ def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_L
         where = path or socket_protocol.socket_path()
         sock, inode = _bind(where)
     responder = Responder()
+    register(responder, store)
     endpoint = None
     if container is not None:
         endpoint = Endpoint(container, responder)

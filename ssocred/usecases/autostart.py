@@ -4,6 +4,7 @@ Never when a service manager owns the daemon (``ssocred service install``: its s
 never with ``SSOCRED_AUTOSTART=0`` or ``ssocred_autostart = false`` in the ``[default]`` section of
 ``~/.aws/config``, and by default not in CI, without a private runtime dir, or in a container without a
 keyring (``adapters.autostart.off_by_default``; ``SSOCRED_AUTOSTART=1`` overrides that default).
+Never without a usable OS keyring either (the memory store's daemon is started by hand, on purpose).
 A caller waits for a starting daemon at most ``WAIT`` seconds, then answers by itself as it would have
 without a daemon. A daemon that died before it answered is not started again for ``RETRY_AFTER``.
 Example: ``start(wait=WAIT)`` is True when a daemon now listens on the socket.
@@ -62,6 +63,22 @@ def _config_refuses() -> bool:
     return text.strip().lower() in ("false", "0", "no", "off")
 
 
+def _keyring_usable() -> bool:
+    """Whether a daemon started now could keep secrets in an OS keyring.
+
+    Without one it would answer every request with that error, and it must never stand in for a
+    memory-store daemon that stopped: what that one held needs it started again, and a login.
+    """
+    from ssocred.adapters.keyring_backend import usable_backend, use_remembered_backend
+
+    try:
+        use_remembered_backend()
+        usable_backend()
+    except Exception:  # no keyring (StoreError), or a keyring library that fails to load: start nothing
+        return False
+    return True
+
+
 def start(*, wait: float = WAIT) -> bool:
     """Make sure a daemon listens, starting one when allowed; whether one listens (after at most ``wait`` s).
 
@@ -89,7 +106,7 @@ def start(*, wait: float = WAIT) -> bool:
         last = autostart.last_start(fd)
         if last is not None and last[0] == "spawned" and time.time() - last[1] < RETRY_AFTER:
             return False
-        if _config_refuses():
+        if _config_refuses() or not _keyring_usable():
             return False
         autostart.spawn(fd)
     except (OSError, SsocredError):
