@@ -281,6 +281,13 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
         assert env.returncode == 0, env.stderr
         assert json.loads(env.stdout)["AWS_ACCESS_KEY_ID"] == creds["AccessKeyId"]
 
+        ran = run("exec", "--profile", "dev", "--", sys.executable, "-c",
+                  "import os; print(os.environ['AWS_ACCESS_KEY_ID'])", env=remote)
+        assert ran.returncode == 0 and ran.stdout.strip() == creds["AccessKeyId"], ran.stderr
+        link = run("console", "--profile", "dev", "--print", env={**remote, "AWS_ENDPOINT_URL_SIGNIN": sso.url})
+        assert link.returncode == 0, link.stderr
+        assert link.stdout.startswith(f"{sso.url}/federation?") and "SigninToken=" in link.stdout
+
         # A role outside the allow-list: one line, access denied, nothing fetched.
         before = sso.stats()["operations"]["GetRoleCredentials"]
         denied = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name",

@@ -110,6 +110,15 @@ def remote_corp(
     return manual_emu
 
 
+def _printed(login: LoginProcess, text: str, timeout: float = 30.0) -> str:
+    """The login's stdout once it holds ``text`` (printed after the URL the test already waited for)."""
+    deadline = time.monotonic() + timeout
+    while text not in login.stdout():
+        assert time.monotonic() < deadline, f"{text!r} not printed; stdout={login.stdout()!r}"
+        time.sleep(0.02)
+    return login.stdout()
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.secret_service
@@ -121,9 +130,8 @@ def test_chromium_approves_and_the_redirect_reaches_the_fixed_port(
     try:
         url = login.authorize_url()
         assert url.startswith(remote_corp.url + "/authorize?") and redirect_port(url) == port
-        out = login.stdout()
+        out = _printed(login, "ssocred login --sso-session corp --use-device-code")  # the line after the URL
         assert f"    ssh -L {port}:127.0.0.1:{port} -p 2222 alice@198.51.100.7\n" in out
-        assert "ssocred login --sso-session corp --use-device-code" in out
         driver.get(url)
         page = click_and_reach_callback(driver, "allow", callback(port))
         assert "Login complete" in page
