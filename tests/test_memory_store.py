@@ -175,6 +175,13 @@ def test_a_memory_store_serves_a_machine_without_keyring_and_ends_with_its_daemo
     again = run("login", "--sso-session", "corp", "--use-device-code")
     assert again.returncode == EXIT_STORE
     _names_both_ways_out(again.stderr)
+    # Logging out clears what the stopped daemon left (its entries: its secrets went with it).
+    out = run("logout", "--sso-session", "corp", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["sessions"][0]["portal_error"].startswith("held by a memory-store daemon")
+    data, _ = _status()
+    assert data["store"]["lost_sessions"] == []
+    assert data["sessions"] == [{"session": "corp", "logged_in": False, "credentials": [], "lost_with_daemon": False}]
 
 
 @pytest.mark.slow

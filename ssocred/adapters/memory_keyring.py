@@ -151,6 +151,22 @@ def gone_error(service: str, session: str) -> LoginRequired | None:
                          fix=f"start it again ({START}) and run: {login_command(session)}")
 
 
+def forget_stranded(service: str, session: str, timeout: float = 10.0) -> bool:
+    """Drop ``session`` and its roles from the index a stopped memory-store daemon left; whether it was there.
+
+    Its secrets ended with that daemon: only the non-secret entries remain to clear (``ssocred logout``).
+    Example: ``forget_stranded("ssocred", "corp")`` is True once, after that daemon was killed.
+    """
+    found: list[bool] = []
+
+    def drop(ix: Index) -> Index:
+        found.append(session in ix.sessions)
+        return ix.without(session, frozenset(entry.key for entry in ix.creds_of(session)))
+
+    IndexFile(index_path(service, STORE_MEMORY), timeout).update(drop)
+    return bool(found and found[-1])
+
+
 def start_empty(service: str, timeout: float) -> list[str]:
     """In a memory-store daemon that starts: forget what an earlier one held (it ended with it); those sessions.
 

@@ -42,8 +42,9 @@ def _store() -> Store:
 
 def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
-    from ssocred.adapters import awscli_cache, locks
+    from ssocred.adapters import awscli_cache, locks, memory_keyring
     from ssocred.adapters.portal import Portal
+    from ssocred.errors import NoKeyring
     from ssocred.usecases import container as grants
     from ssocred.usecases import exports
 
@@ -71,7 +72,13 @@ def logout(args: argparse.Namespace) -> Report:
                 entry["portal_error"] = exc.message if isinstance(exc, SsocredError) else type(exc).__name__
         # Under the session lock: a refresh in flight elsewhere must not save the session back.
         with locks.held(store.session_lock(key), f"SSO session '{key}'") as lock:
-            store.delete_session(key)
+            try:
+                store.delete_session(key)
+            except NoKeyring:
+                if not memory_keyring.forget_stranded(store.service, key):
+                    raise
+                # Held by a memory-store daemon that has stopped: its secrets went with it, its entries go now.
+                entry["portal_error"] = "held by a memory-store daemon that has stopped; nothing left to revoke"
             locks.remove_held(lock)  # the last step of the hold: the session leaves no lock file
         locks.discard(store.login_lock(key))
         awscli_cache.remove_export(key)
