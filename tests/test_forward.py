@@ -217,10 +217,11 @@ def _wait_for(path: Path, proc: subprocess.Popen[bytes], log: Path) -> None:
 def laptop(logged_in: object, tmp_path: Path, daemons: list[RunningDaemon]) -> RunningDaemon:
     """The laptop: logged in to corp, a daemon running, a forward 'remote' allowing one role."""
     daemon = start_daemon(daemons, tmp_path, "--verbose")
-    added = run("forward", "127.0.0.1", "--name", "remote", "--allow", f"{ACCOUNT}:{ROLE}", "--json")
+    added = run("forward", "127.0.0.1", "--name", "remote", "--allow", f"{ACCOUNT}:{ROLE}", "--allow", OTHER_ACCOUNT,
+                "--json")
     assert added.returncode == 0, added.stderr
     data = json.loads(added.stdout)
-    assert data["daemon_listening"] and data["allow"] == [f"{ACCOUNT}:{ROLE}"]
+    assert data["daemon_listening"] and data["allow"] == [f"{ACCOUNT}:{ROLE}", OTHER_ACCOUNT]
     return daemon
 
 
@@ -287,6 +288,16 @@ def test_a_remote_host_gets_credentials_through_ssh_and_keeps_no_secret(
         link = run("console", "--profile", "dev", "--print", env={**remote, "AWS_ENDPOINT_URL_SIGNIN": sso.url})
         assert link.returncode == 0, link.stderr
         assert link.stdout.startswith(f"{sso.url}/federation?") and "SigninToken=" in link.stdout
+
+        # A burst of remote callers for a role nobody fetched yet: every one answered, one fetch on the laptop.
+        before = sso.stats()["operations"]["GetRoleCredentials"]
+        other = ["process", "--sso-session", "corp", "--account-id", OTHER_ACCOUNT, "--role-name", ROLE]
+        burst = [subprocess.Popen([*ssocred_argv(), *other], env=remote, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(16)]
+        answers = [p.communicate(timeout=120) for p in burst]
+        assert [p.returncode for p in burst] == [0] * 16, [err for _, err in answers]
+        assert len({json.loads(out)["AccessKeyId"] for out, _ in answers}) == 1
+        assert sso.stats()["operations"]["GetRoleCredentials"] == before + 1
 
         # A role outside the allow-list: one line, access denied, nothing fetched.
         before = sso.stats()["operations"]["GetRoleCredentials"]
