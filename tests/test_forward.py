@@ -377,3 +377,29 @@ def test_forwards_are_listed_changed_and_removed(laptop: RunningDaemon) -> None:
         time.sleep(0.05)
     assert not os.path.exists(forwards.socket_path("remote"))
     assert json.loads(run("forward", "--list", "--json").stdout) == {"forwards": []}
+
+
+def test_doctor_status_and_logout_on_a_host_with_a_forwarded_daemon(laptop: RunningDaemon, tmp_path: Path) -> None:
+    from ssocred.adapters import forwards
+
+    remote = _remote_env(tmp_path, Path(forwards.socket_path("remote")))  # the socket stands in for its far end
+    config = Path(remote["AWS_CONFIG_FILE"])
+    config.write_text(config.read_text() + "[profile admin]\nssocred_session = corp\n"
+                      f"ssocred_account_id = {ACCOUNT}\nssocred_role_name = AdministratorAccess\n"
+                      f"credential_process = {ssocred_line()} process --profile admin\n")
+    doctor = run("doctor", "--profile", "dev", "--json", env=remote)
+    assert doctor.returncode == 0, doctor.stdout
+    checks = {c["id"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["keyring"]["status"] == "skip" and "forwarded to this host" in checks["keyring"]["summary"]
+    assert checks["access"]["status"] == "pass" and "answered role ReadOnlyAccess" in checks["access"]["summary"]
+    assert checks["daemon"]["status"] == "pass" and checks["service"]["status"] == "skip"
+    denied = run("doctor", "--profile", "admin", "--json", env=remote)
+    assert denied.returncode == EXIT_ACCESS_DENIED
+    access = next(c for c in json.loads(denied.stdout)["checks"] if c["id"] == "access")
+    assert access["status"] == "fail" and "does not allow role AdministratorAccess" in access["summary"]
+
+    text = run("status", env=remote).stdout
+    assert "daemon forwarded to this host" in text and "not running" not in text
+    out = run("logout", "--sso-session", "corp", env=remote)
+    assert out.returncode == EXIT_STORE and out.stderr.count("\n") == 1
+    assert "keeps no SSO session" in out.stderr and "ssocred logout where that daemon runs" in out.stderr

@@ -44,7 +44,8 @@ def logout(args: argparse.Namespace) -> Report:
     """``ssocred logout``: portal Logout (errors reported), then wipe the stored session."""
     from ssocred.adapters import awscli_cache, locks, memory_keyring
     from ssocred.adapters.portal import Portal
-    from ssocred.errors import NoKeyring
+    from ssocred.errors import NoKeyring, StoreError
+    from ssocred.socket_protocol import forwarded_socket
     from ssocred.usecases import container as grants
     from ssocred.usecases import exports
 
@@ -75,6 +76,10 @@ def logout(args: argparse.Namespace) -> Report:
             try:
                 store.delete_session(key)
             except NoKeyring:
+                if forwarded_socket() is not None:
+                    raise StoreError("this host keeps no SSO session: its credentials come from a daemon "
+                                     "forwarded to it", fix="run ssocred logout where that daemon runs, or end "
+                                     "the forward there (ssocred forward --remove NAME)") from None
                 if not memory_keyring.forget_stranded(store.service, key):
                     raise
                 # Held by a memory-store daemon that has stopped: its secrets went with it, its entries go now.

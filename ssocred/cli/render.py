@@ -113,7 +113,9 @@ def _store(store: dict[str, Any] | None) -> list[str]:
 def _status(d: dict[str, Any]) -> str:
     from ssocred.model.sso import login_command
 
-    daemon = _daemon(d.get("daemon")) + _store(d.get("store"))
+    # Where a daemon is forwarded, none is needed here: its line says so instead of "not running".
+    forwarded_only = d.get("forwarded_socket") and not d.get("daemon")
+    daemon = [] if forwarded_only else _daemon(d.get("daemon")) + _store(d.get("store"))
     if not d["sessions"]:
         return "\n".join(["No SSO sessions configured or stored; add an [sso-session] to ~/.aws/config, "
                           "then run: ssocred login", *forward_lines(d), *daemon])

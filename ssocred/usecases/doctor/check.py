@@ -61,6 +61,8 @@ class Context:
     endpoint_ok: bool = False
     #: A chained profile's chain: the checks look at its SSO source, ``access`` also at the AssumeRole.
     chain: Chain | None = None
+    #: A daemon forwarded to this host (``ssocred forward``): its socket, which stands in for the keyring.
+    forwarded: str | None = None
     results: dict[str, Check] = field(default_factory=dict)
 
     @property

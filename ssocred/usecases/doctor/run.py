@@ -19,7 +19,7 @@ from ssocred.errors import (
     EXIT_STORE,
     SsocredError,
 )
-from ssocred.usecases.doctor import exported, local, network, routing
+from ssocred.usecases.doctor import exported, forwarded, local, network, routing
 from ssocred.usecases.doctor.check import FAIL, Check, Context
 
 #: Every check, in the order it runs and is shown, with the exit code its failure stands for.
@@ -37,6 +37,11 @@ CHECKS: tuple[tuple[str, Callable[[Context], Check], int], ...] = (
     ("service", local.service, EXIT_SERVICE),
     ("exports", exported.exports, EXIT_CONFIG),
 )
+#: The checks that differ on a host a daemon is forwarded to.
+FORWARDED: dict[str, Callable[[Context], Check]] = {
+    "keyring": forwarded.keyring, "access": forwarded.access, "daemon": forwarded.daemon,
+    "service": forwarded.service,
+}
 #: The check ids in order: ``CHECK_IDS[0] == "config"``.
 CHECK_IDS = tuple(check_id for check_id, _, _ in CHECKS)
 #: The exit code a failure of each check usually stands for: ``EXIT_CODES["access"] == EXIT_ACCESS_DENIED``.
@@ -62,9 +67,12 @@ def diagnose(profile: str | None, session: str | None) -> dict[str, Any]:
     """
     if not session and not profile:
         profile = os.environ.get("AWS_PROFILE") or None
-    ctx = Context(profile=profile, session=session)
+    from ssocred.socket_protocol import forwarded_socket
+
+    ctx = Context(profile=profile, session=session, forwarded=forwarded_socket())
     for check_id, func, _ in CHECKS:
-        ctx.results[check_id] = _run_one(check_id, func, ctx)
+        chosen = FORWARDED.get(check_id, func) if ctx.forwarded else func
+        ctx.results[check_id] = _run_one(check_id, chosen, ctx)
     results = [ctx.results[check_id] for check_id in CHECK_IDS]
     failed = [r for r in results if r.status == FAIL]
     code = (failed[0].exit_code or EXIT_CODES[failed[0].id]) if failed else EXIT_OK
