@@ -558,3 +558,13 @@ def test_service_installed_or_not(sso: RunningEmulator, home: Path, tmp_path: Pa
     path.write_text(path.read_text() + "# changed\n")
     c = checks(doctor("--sso-session", "corp"))["service"]
     assert c["status"] == "warn" and c["summary"] == "installed, but its files are outdated (systemd user units)"
+    assert c["fix"] == "run: ssocred service install"
+    # A memory-store service is checked against its own files, and the fix keeps its store.
+    for path, content in service_manager.rendered("linux", "memory").items():
+        path.write_text(content)
+    monkeypatch.setenv("FAKE_ACTIVE", "active")
+    assert checks(doctor("--sso-session", "corp"))["service"]["status"] == "pass"
+    path = service_manager.unit_dir() / "ssocred.service"
+    path.write_text(path.read_text() + "# changed\n")
+    c = checks(doctor("--sso-session", "corp"))["service"]
+    assert (c["status"], c["fix"]) == ("warn", "run: ssocred service install --store memory")

@@ -10,14 +10,19 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ssocred import socket_protocol
 from ssocred.adapters import service_manager
 from ssocred.cli import service as service_cli
+from tests.support.cli import ACCOUNT, ROLE, session_config, write_config
+from tests.support.cli import run as run_ssocred
+from tests.support.emulator import RunningEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRIB = ROOT / "contrib"
@@ -109,6 +114,25 @@ PLIST = """\
 </plist>
 """
 
+#: The first line of an install dry run: where the daemon keeps tokens.
+KEYRING_LINE = "# the daemon keeps tokens in the OS keyring: --store keyring\n"
+MEMORY_LINE = "# the daemon keeps tokens in its memory only (a restart means a new login): --store memory\n"
+#: What --store memory adds to the service unit, at the end of [Service].
+MEMORY_LIMIT = """\
+# --store memory keeps the tokens in this daemon's memory only. It locks that memory out of swap (mlockall)
+# only when the lock limit is unlimited (or at least 2 GiB), so that no later allocation can fail for it.
+# systemd lowers this to the hard limit of the user's service manager when that is lower; the daemon then
+# logs that swap may hold the tokens.
+LimitMEMLOCK=infinity
+"""
+
+
+def memory_unit(exec_start: object) -> str:
+    """The service unit of ``install --store memory``: the default one with two changes."""
+    unit = SERVICE_UNIT.format(exec_start=exec_start)
+    unit = unit.replace(" daemon\n", " daemon --store memory\n")
+    return unit.replace("\n\n[Install]", "\n" + MEMORY_LIMIT + "\n[Install]")
+
 
 @dataclass
 class Svc:
@@ -197,7 +221,8 @@ def test_install_dry_run_linux_prints_units_and_commands(svc: Svc, capsys: pytes
     assert (code, err) == (0, "")
     q = shlex.quote
     assert out == (
-        f"cat > {q(str(svc.unit('ssocred.service')))} <<'EOF'\n"
+        KEYRING_LINE
+        + f"cat > {q(str(svc.unit('ssocred.service')))} <<'EOF'\n"
         + SERVICE_UNIT.format(exec_start=svc.exe)
         + "EOF\n"
         + f"cat > {q(str(svc.unit('ssocred.socket')))} <<'EOF'\n"
@@ -217,7 +242,8 @@ def test_install_dry_run_darwin_prints_plist_and_commands(svc: Svc, capsys: pyte
     logdir = svc.home / "Library" / "Logs" / "ssocred"
     q = shlex.quote
     assert out == (
-        f"mkdir -p {q(str(logdir))}\n"
+        KEYRING_LINE
+        + f"mkdir -p {q(str(logdir))}\n"
         f"cat > {q(str(svc.plist))} <<'EOF'\n"
         + PLIST.format(program=svc.exe, logdir=logdir)
         + "EOF\n"
@@ -225,6 +251,39 @@ def test_install_dry_run_darwin_prints_plist_and_commands(svc: Svc, capsys: pyte
     )
     assert not (svc.home / "Library").exists()
     assert svc.calls() == []
+
+
+def test_install_dry_run_memory_store_linux(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    _plain_env(svc.monkeypatch)
+    code, out, err = run(capsys, "install", "--store", "memory", "--dry-run", "--platform", "linux")
+    assert (code, err) == (0, "")
+    q = shlex.quote
+    assert out == (
+        MEMORY_LINE
+        + f"cat > {q(str(svc.unit('ssocred.service')))} <<'EOF'\n"
+        + memory_unit(svc.exe)
+        + "EOF\n"
+        + f"cat > {q(str(svc.unit('ssocred.socket')))} <<'EOF'\n"
+        + SOCKET_UNIT  # the same socket unit: the memory-store daemon is socket-activated too
+        + "EOF\n"
+        + "systemctl --user daemon-reload\n"
+        + "systemctl --user enable --now ssocred.socket ssocred.service\n"
+    )
+    assert "--store memory" in out and "LimitMEMLOCK=infinity\n" in out
+    assert not (svc.home / ".config").exists()
+    assert svc.calls() == []
+
+
+def test_default_unit_has_no_store_option_and_no_lock_limit(svc: Svc) -> None:
+    _plain_env(svc.monkeypatch)
+    files = service_manager.rendered("linux")
+    assert files == service_manager.rendered("linux", "keyring")
+    assert files[svc.unit("ssocred.service")] == SERVICE_UNIT.format(exec_start=svc.exe)
+    assert "LimitMEMLOCK" not in files[svc.unit("ssocred.service")]
+    assert "--store" not in files[svc.unit("ssocred.service")]
+    plist = service_manager.rendered("darwin")[svc.plist]
+    assert "--store" not in plist and "MemoryLock" not in plist
+    assert plistlib.loads(plist.encode())["ProgramArguments"] == [str(svc.exe), "daemon"]
 
 
 def test_uninstall_dry_run_lists_the_steps_and_changes_nothing(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
@@ -249,6 +308,21 @@ def test_dry_run_json_lists_the_steps(svc: Svc, capsys: pytest.CaptureFixture[st
     assert data["steps"][0]["path"] == str(svc.unit("ssocred.service"))
     assert data["steps"][0]["content"] == service_manager.rendered("linux")[svc.unit("ssocred.service")]
     assert data["steps"][3]["argv"] == ["systemctl", "--user", "enable", "--now", "ssocred.socket", "ssocred.service"]
+    assert data["store"] == "keyring"
+
+
+def test_dry_run_json_shows_the_memory_store(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "install", "--store", "memory", "--dry-run", "--json", "--platform", "linux")
+    data = json.loads(out)
+    assert (code, data["store"], data["dry_run"]) == (0, "memory", True)
+    unit = data["steps"][0]["content"]
+    assert unit == service_manager.rendered("linux", "memory")[svc.unit("ssocred.service")]
+    assert f"ExecStart={svc.exe} daemon --store memory\n" in unit and "\nLimitMEMLOCK=infinity\n" in unit
+    code, out, _ = run(capsys, "install", "--store", "memory", "--dry-run", "--json", "--platform", "darwin")
+    data = json.loads(out)
+    assert (code, data["store"]) == (0, "memory")
+    plist = plistlib.loads(data["steps"][1]["content"].encode())
+    assert plist["ProgramArguments"] == [str(svc.exe), "daemon", "--store", "memory"]
 
 
 # --- rendering -------------------------------------------------------------------------------
@@ -327,16 +401,20 @@ def _verify(units: list[Path], runtime: Path) -> list[tuple[list[str], subproces
     return results
 
 
-def test_rendered_units_pass_systemd_analyze_verify(svc: Svc, tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["keyring", "memory"])
+def test_rendered_units_pass_systemd_analyze_verify(svc: Svc, tmp_path: Path, store: str) -> None:
     # A path that needs quoting and escaping in ExecStart=, and a value that needs it in Environment=.
     svc.venv(tmp_path / "my venv 100% $HOME")
     svc.monkeypatch.setenv("SSOCRED_STATE_DIR", str(tmp_path / 'state "x" 5%'))
     outdir = tmp_path / "units"
     outdir.mkdir()
-    files = service_manager.rendered("linux")
+    files = service_manager.rendered("linux", store)
     for path, content in files.items():
         (outdir / path.name).write_text(content)
-    assert '"' + str(svc.exe).replace("%", "%%") + '" daemon' in (outdir / "ssocred.service").read_text()
+    unit = (outdir / "ssocred.service").read_text()
+    options = " --store memory" if store == "memory" else ""
+    assert f'ExecStart="{str(svc.exe).replace("%", "%%")}" daemon{options}\n' in unit
+    assert ("\nLimitMEMLOCK=infinity\n" in unit) == (store == "memory")
     for argv, proc in _verify([outdir / "ssocred.service", outdir / "ssocred.socket"], tmp_path / "rt"):
         output = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"{shlex.join(argv)}:\n{output}"
@@ -366,6 +444,67 @@ def test_plist_parses_with_the_agent_keys(svc: Svc, tmp_path: Path) -> None:
     assert data["RunAtLoad"] is True
     assert data["KeepAlive"] == {"SuccessfulExit": False}
     assert data["StandardErrorPath"] == os.path.join(os.environ["SSOCRED_LOG_DIR"], "daemon.log")
+
+
+def test_memory_plist_parses_and_passes_the_store(svc: Svc, tmp_path: Path) -> None:
+    svc.venv(tmp_path / "a&b <c>")
+    text = service_manager.rendered("darwin", "memory")[svc.plist]
+    data = plistlib.loads(text.encode())
+    assert data["ProgramArguments"] == [str(svc.exe), "daemon", "--store", "memory"]
+    # No lock limit for launchd to set: the comment says why, and the rest is the default agent.
+    assert "<!-- The memory store: no MemoryLock resource limit; the daemon locks its memory out of swap on Linux " \
+           "only. -->" in text
+    default = plistlib.loads(service_manager.rendered("darwin")[svc.plist].encode())
+    assert {**data, "ProgramArguments": None} == {**default, "ProgramArguments": None}
+
+
+@pytest.mark.slow
+def test_memory_daemon_starts_on_the_first_connection_to_its_socket(
+    home: Path, emu: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory-store unit keeps socket activation: its daemon takes the socket systemd passes and keeps the login.
+
+    systemd-socket-activate stands in for the user manager: it listens on the socket unit's ListenStream= and
+    runs the service unit's ExecStart= on the first connection, passing the socket as systemd does.
+    """
+    activate = require("systemd-socket-activate")
+    write_config(session_config("corp"))
+    files = service_manager.rendered("linux", "memory")
+    found = re.search(r"^ExecStart=(.*)$", files[service_manager.unit_dir() / "ssocred.service"], flags=re.M)
+    listen = re.search(r"^ListenStream=(.*)$", files[service_manager.unit_dir() / "ssocred.socket"], flags=re.M)
+    assert found is not None and listen is not None
+    assert listen[1] == socket_protocol.socket_path()
+    Path(listen[1]).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    passed = [f"--setenv={k}" for k in os.environ if k == "HOME" or k.startswith(("AWS_", "SSOCRED_"))]
+    output = tmp_path / "activated.log"
+    with output.open("w") as out:
+        proc = subprocess.Popen([activate, f"--listen={listen[1]}", *passed, *shlex.split(found[1])],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    try:
+        deadline = time.monotonic() + 60
+        while "Listening on" not in output.read_text() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "Listening on" in output.read_text() and "Execing" not in output.read_text(), output.read_text()
+        # The first caller starts the daemon; on a loaded machine that may take longer than a caller waits.
+        monkeypatch.setattr(socket_protocol, "SILENCE_TIMEOUT", 120.0)
+        request = json.dumps({"v": socket_protocol.PROTOCOL_VERSION, "op": "store",
+                              "service": socket_protocol.keyring_service(), "backend": ""}) + "\n"
+        reply = socket_protocol.exchange(request.encode())
+        assert reply is not None, output.read_text()
+        assert (reply[0], json.loads(reply[1])) == (0, {"store": "memory", "pid": proc.pid})
+        assert "(socket activation)" in output.read_text()
+
+        login = run_ssocred("login", "--sso-session", "corp", "--use-device-code", timeout=120)
+        assert login.returncode == 0, login.stderr
+        assert "stored in: the memory of the ssocred daemon" in login.stdout
+        creds = run_ssocred("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
+        assert creds.returncode == 0, creds.stderr
+        assert json.loads(creds.stdout)["Version"] == 1
+        status = run_ssocred("status", "--json")
+        assert json.loads(status.stdout)["store"] == {"kind": "memory", "pid": proc.pid, "lost_sessions": []}
+    finally:
+        proc.terminate()
+        proc.wait(60)
 
 
 # --- install and uninstall with fake systemctl / launchctl -------------------------------------
@@ -415,6 +554,63 @@ def test_reinstall_restarts_the_daemon_only_when_the_unit_changed(
         "systemctl --user enable --now ssocred.socket ssocred.service",
     ]
     assert f"ExecStart={svc.exe} daemon\n" in svc.unit("ssocred.service").read_text()
+
+
+def test_memory_store_install_status_and_uninstall_linux(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "install", "--store", "memory", "--platform", "linux")
+    assert (code, err) == (0, "")
+    unit = svc.unit("ssocred.service")
+    assert unit.read_text() == service_manager.rendered("linux", "memory")[unit]
+    assert svc.unit("ssocred.socket").read_text() == service_manager.rendered("linux")[svc.unit("ssocred.socket")]
+    assert "the daemon runs with your session, keeps tokens in its memory only" in out
+
+    code, out, _ = run(capsys, "status", "--json", "--platform", "linux")
+    data = json.loads(out)
+    assert (code, data["store"], set(data["files"].values())) == (0, "memory", {"installed"})
+    unit.write_text(unit.read_text() + "# edited\n")
+    code, out, _ = run(capsys, "status", "--platform", "linux")
+    assert "store: memory: the daemon keeps tokens in its memory only (a restart means a new login)" in out.splitlines()
+    assert f"{unit}: outdated" in out.splitlines()
+    assert "(outdated: run `ssocred service install --store memory` again to rewrite the files)" in out.splitlines()
+
+    svc.log.unlink()
+    code, out, _ = run(capsys, "uninstall", "--dry-run", "--json", "--platform", "linux")
+    assert (code, json.loads(out)["store"]) == (0, "memory")
+    assert run(capsys, "uninstall", "--platform", "linux")[0] == 0
+    assert not unit.exists() and not svc.unit("ssocred.socket").exists()
+    assert svc.calls() == [
+        "systemctl --user disable --now ssocred.socket ssocred.service",
+        "systemctl --user daemon-reload",
+    ]
+    data = json.loads(run(capsys, "status", "--json", "--platform", "linux")[1])
+    assert (data["store"], set(data["files"].values())) == (None, {"missing"})
+
+
+def test_reinstall_with_another_store_restarts_the_daemon(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "install", "--store", "memory", "--platform", "linux")[0] == 0
+    svc.log.unlink()
+    assert run(capsys, "install", "--platform", "linux")[0] == 0
+    assert svc.calls() == [
+        "systemctl --user daemon-reload",
+        "systemctl --user try-restart ssocred.service",
+        "systemctl --user enable --now ssocred.socket ssocred.service",
+    ]
+    unit = svc.unit("ssocred.service")
+    assert unit.read_text() == service_manager.rendered("linux")[unit]
+    assert json.loads(run(capsys, "status", "--json", "--platform", "linux")[1])["store"] == "keyring"
+
+
+def test_memory_store_install_status_and_uninstall_darwin(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    domain = f"gui/{os.getuid()}"
+    assert run(capsys, "install", "--store", "memory", "--platform", "darwin")[0] == 0
+    assert svc.plist.read_text() == service_manager.rendered("darwin", "memory")[svc.plist]
+    assert svc.calls() == [f"launchctl bootstrap {domain} {svc.plist}"]
+    data = json.loads(run(capsys, "status", "--json", "--platform", "darwin")[1])
+    assert (data["store"], data["files"]) == ("memory", {str(svc.plist): "installed"})
+    svc.log.unlink()
+    assert run(capsys, "uninstall", "--platform", "darwin")[0] == 0
+    assert not svc.plist.exists()
+    assert svc.calls() == [f"launchctl bootout {domain}/com.ssocred.daemon"]
 
 
 def test_install_and_uninstall_darwin(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
@@ -509,6 +705,19 @@ def test_unsupported_platform_is_a_usage_error(svc: Svc, capsys: pytest.CaptureF
     assert code == 2 and "contrib/windows" in _one_line(err)
 
 
+def test_store_is_keyring_or_memory_and_for_install_only(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "install", "--store", "disk", "--platform", "linux")
+    assert (code, out) == (2, "")
+    assert "invalid choice: 'disk'" in _one_line(err)
+    assert run(capsys, "install", "--store", "--platform", "linux")[0] == 2
+    for action in ("uninstall", "status"):
+        code, out, err = run(capsys, action, "--store", "memory", "--platform", "linux")
+        assert (code, out) == (2, "")
+        assert "--store goes with install only" in _one_line(err)
+    assert not (svc.home / ".config").exists()
+    assert svc.calls() == []
+
+
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert service_cli.main(["reinstall"]) == 2
     assert service_cli.main(["status", "--platform", "windows"]) == 2
@@ -593,6 +802,9 @@ def test_bash_completion_parses_and_completes(tmp_path: Path) -> None:
     assert set(_bash_complete(config, "ssocred", "")) >= set(COMMANDS)
     assert _bash_complete(config, "ssocred", "lo") == ["login", "logout"]
     assert _bash_complete(config, "ssocred", "service", "") == ["install", "uninstall", "status"]
+    assert "--store" in _bash_complete(config, "ssocred", "service", "install", "--")
+    assert _bash_complete(config, "ssocred", "service", "install", "--store", "") == ["keyring", "memory"]
+    assert _bash_complete(config, "ssocred", "service", "--store", "memory", "") == ["install", "uninstall", "status"]
     assert _bash_complete(config, "ssocred", "login", "--profile", "") == ["default", "dev", "prod"]
     assert _bash_complete(config, "ssocred", "env", "--sso-session", "") == ["corp"]
     assert _bash_complete(config, "ssocred", "env", "--format", "p") == ["powershell", "process"]
@@ -619,15 +831,17 @@ def test_fish_completion_parses_and_completes(tmp_path: Path) -> None:
     config.write_text("[profile dev]\n[sso-session corp]\n")
     script = f"source {shlex.quote(str(COMPLETIONS / 'ssocred.fish'))}; complete -C 'ssocred '; " \
              "echo ==; complete -C 'ssocred login --profile '; echo ==; complete -C 'ssocred configure '; " \
-             "echo ==; complete -C 'ssocred configure populate --sso-session '"
+             "echo ==; complete -C 'ssocred configure populate --sso-session '; " \
+             "echo ==; complete -C 'ssocred service install --store '"
     env = {**os.environ, "AWS_CONFIG_FILE": str(config), "HOME": str(tmp_path)}
     proc = subprocess.run([fish, "--no-config", "-c", script], capture_output=True, text=True, env=env, timeout=30)
     assert proc.returncode == 0, proc.stderr
-    commands, profiles, configure, sessions = proc.stdout.split("==\n")
+    commands, profiles, configure, sessions, stores = proc.stdout.split("==\n")
     assert {line.split("\t")[0] for line in commands.splitlines()} >= set(COMMANDS)
     assert [line.split("\t")[0] for line in profiles.splitlines()] == ["dev"]
     assert [line.split("\t")[0] for line in configure.splitlines()] == ["populate"]
     assert [line.split("\t")[0] for line in sessions.splitlines()] == ["corp"]
+    assert [line.split("\t")[0] for line in stores.splitlines()] == ["keyring", "memory"]
 
 
 def test_windows_task_runs_the_daemon_at_logon() -> None:

@@ -58,6 +58,7 @@ _ssocred() {
         --sso-session) _ssocred_reply "$(_ssocred_sections sso-session)" "$cur"; return 0 ;;
         --format) _ssocred_reply $'sh\nfish\njson\nenv\nenv-no-export\npowershell\nwindows-cmd\nprocess' "$cur"; return 0 ;;
         --output) _ssocred_reply $'json\nyaml\nyaml-stream\ntext\ntable' "$cur"; return 0 ;;
+        --store) _ssocred_reply $'keyring\nmemory' "$cur"; return 0 ;;
         --directory) _ssocred_reply "$(compgen -f -- "$cur")" "$cur"; return 0 ;;
         --account-id | --role-name | --timeout | --port | --accounts | --roles | --token-ttl | --cred-ttl | \
             --registration-ttl | --device-ttl | --code-ttl | --approve-after-polls | --fail-rate | \
@@ -112,10 +113,13 @@ _ssocred() {
         doctor) opts="--profile --sso-session --json" ;;
         demo) opts="--keep" ;;
         service)
-            opts="--dry-run --json"
+            opts="--store --dry-run --json"
             local action=""
             for ((i = cmd_at + 1; i < COMP_CWORD; i++)); do
-                case "${COMP_WORDS[i]}" in -*) ;; *) action="${COMP_WORDS[i]}" ;; esac
+                case "${COMP_WORDS[i]}" in
+                    -*) ;;
+                    *) [ "${COMP_WORDS[i - 1]}" = --store ] || action="${COMP_WORDS[i]}" ;;
+                esac
             done
             if [ -z "$action" ] && [[ "$cur" != -* ]]; then
                 _ssocred_reply $'install\nuninstall\nstatus' "$cur"

@@ -153,3 +153,5 @@ complete -c ssocred -n "__fish_seen_subcommand_from service; and not __fish_seen
 complete -c ssocred -n "__fish_seen_subcommand_from service; and not __fish_seen_subcommand_from $actions" -a status \
     -d 'show its state'
 complete -c ssocred -n "__fish_seen_subcommand_from service" -l dry-run -d 'print files and commands, change nothing'
+complete -c ssocred -n "__fish_seen_subcommand_from service" -l store -x -a 'keyring memory' \
+    -d 'with install: where the daemon keeps tokens'

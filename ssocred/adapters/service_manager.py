@@ -1,11 +1,15 @@
 """The daemon as a systemd user service (Linux) or a launchd agent (macOS): render, plan, apply, status.
 
-Example: ``plan("linux", "install")`` lists the files to write and the commands to run, as data.
+Example: ``plan("linux", "install")`` lists the files to write and the commands to run, as data;
+``plan("linux", "install", STORE_MEMORY)`` the same for a daemon that keeps the tokens in its memory only.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import plistlib
+import re
 import shlex
 import shutil
 import string
@@ -21,13 +25,28 @@ from ssocred import socket_protocol
 from ssocred.adapters.paths import atomic_write, ssocred_command
 from ssocred.adapters.service_files import LABEL, installed, plist_text, unit_dir_text
 from ssocred.errors import ServiceError, UsageError
+from ssocred.socket_protocol import STORE_KEYRING, STORE_MEMORY
 
 #: The systemd units, in the order they are enabled.
 UNITS = ("ssocred.socket", "ssocred.service")
 #: Variables that relocate ssocred's files: the daemon must see what the installing shell sees.
 PASS_ENV = ("AWS_CONFIG_FILE", "SSOCRED_STATE_DIR", "SSOCRED_RUNTIME_DIR", "SSOCRED_LOG_DIR",
             "SSOCRED_KEYRING_SERVICE", "PYTHON_KEYRING_BACKEND")
-__all__ = ["LABEL", "installed", "plan", "plist_path", "rendered", "status", "unit_dir"]
+__all__ = ["LABEL", "STORES", "installed", "installed_store", "plan", "plist_path", "rendered", "status", "unit_dir"]
+#: Where the installed daemon keeps tokens (its ``--store``): the OS keyring, the default, or its memory only.
+STORES = (STORE_KEYRING, STORE_MEMORY)
+#: What the memory store adds to the systemd unit: a lock limit that lets the daemon keep its memory out of swap.
+SYSTEMD_MEMORY = (
+    "# --store memory keeps the tokens in this daemon's memory only. It locks that memory out of swap (mlockall)",
+    "# only when the lock limit is unlimited (or at least 2 GiB), so that no later allocation can fail for it.",
+    "# systemd lowers this to the hard limit of the user's service manager when that is lower; the daemon then",
+    "# logs that swap may hold the tokens.",
+    "LimitMEMLOCK=infinity",
+)
+#: What the memory store adds to the launchd agent: why it sets no lock limit (an XML comment allows no "--").
+LAUNCHD_MEMORY = (
+    "<!-- The memory store: no MemoryLock resource limit; the daemon locks its memory out of swap on Linux only. -->",
+)
 PLATFORMS = {"linux": "systemd user units", "darwin": "launchd agent"}
 TOOLS = {"linux": "systemctl", "darwin": "launchctl"}
 SYSTEMCTL = ("systemctl", "--user")
@@ -150,9 +169,20 @@ def darwin_log_dir() -> Path:
     return Path(os.environ.get("SSOCRED_LOG_DIR") or os.path.expanduser("~/Library/Logs/ssocred"))
 
 
-def rendered(platform: str) -> dict[Path, str]:
-    """The files ``install`` writes, by path, e.g. ``rendered("linux")[unit_dir() / "ssocred.service"]``."""
-    command, env = ssocred_command(), _passed_env()
+def daemon_command(store: str = STORE_KEYRING) -> list[str]:
+    """What the service manager runs, e.g. ``["/usr/bin/ssocred", "daemon", "--store", "memory"]`` for ``"memory"``.
+
+    The default store adds no option, so a keyring service stays as it was before there was a choice.
+    """
+    if store not in STORES:
+        raise UsageError(f"no store called {store!r}", fix=f"choose one of: {', '.join(STORES)}")
+    return [*ssocred_command(), "daemon", *(["--store", store] if store != STORE_KEYRING else [])]
+
+
+def rendered(platform: str, store: str = STORE_KEYRING) -> dict[Path, str]:
+    """The files ``install`` writes, by path, e.g. ``rendered("linux", "memory")[unit_dir() / "ssocred.service"]``."""
+    command, env = daemon_command(store), _passed_env()
+    memory = store == STORE_MEMORY
     if platform == "darwin":
         env_xml = ["<key>EnvironmentVariables</key>", "<dict>"]
         for k, v in env.items():
@@ -160,8 +190,8 @@ def rendered(platform: str) -> dict[Path, str]:
         plist = _fill(
             template(f"{LABEL}.plist"),
             {"LOGDIR": escape(str(darwin_log_dir()))},
-            {"SSOCRED": [escape(w) for w in command]},
-            {"ENVIRONMENT": [*env_xml, "</dict>"] if env else []},
+            {"DAEMON": [escape(w) for w in command]},
+            {"ENVIRONMENT": [*env_xml, "</dict>"] if env else [], "STORE": list(LAUNCHD_MEMORY) if memory else []},
         )
         return {plist_path(): plist}
     env_lines = []
@@ -173,7 +203,8 @@ def rendered(platform: str) -> dict[Path, str]:
     exec_start = " ".join(systemd_word(w, program=i == 0) for i, w in enumerate(command))
     return {
         unit_dir() / "ssocred.service": _fill(
-            template("ssocred.service"), {"SSOCRED": exec_start}, {}, {"ENVIRONMENT": env_lines}
+            template("ssocred.service"), {"DAEMON": exec_start}, {},
+            {"ENVIRONMENT": env_lines, "STORE": list(SYSTEMD_MEMORY) if memory else []},
         ),
         unit_dir() / "ssocred.socket": _fill(template("ssocred.socket"), {"SOCKET": listen}, {}, {}),
     }
@@ -183,9 +214,12 @@ def _run_step(*argv: str, may_fail: bool = False) -> Step:
     return Step("run", argv=argv, may_fail=may_fail)
 
 
-def plan(platform: str, action: str) -> list[Step]:
-    """The steps of ``install`` or ``uninstall``, e.g. ``plan("linux", "uninstall")`` (empty when not installed)."""
-    files = rendered(platform)
+def plan(platform: str, action: str, store: str = STORE_KEYRING) -> list[Step]:
+    """The steps of ``install`` or ``uninstall``, e.g. ``plan("linux", "uninstall")`` (empty when not installed).
+
+    ``store`` is the installed daemon's ``--store``; uninstall removes the files whichever was installed.
+    """
+    files = rendered(platform, store)
     present = [p for p in files if p.exists()]
     if platform == "darwin":
         domain = f"gui/{os.getuid()}"
@@ -285,14 +319,43 @@ def _ask(*argv: str) -> tuple[int, str]:
     return proc.returncode, proc.stdout.strip() or _last_line(proc.stderr)
 
 
+def installed_store(platform: str) -> str | None:
+    """The ``--store`` of the installed daemon, read from its unit or agent file; None when there is none.
+
+    Example: ``installed_store("linux") == "memory"`` after ``ssocred service install --store memory``.
+    """
+    path = plist_path() if platform == "darwin" else unit_dir() / "ssocred.service"
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    words: list[str] = []
+    if platform == "darwin":
+        try:
+            agent = plistlib.loads(data)
+        except Exception:  # plistlib raises expat's errors too: an edited file is read as the default
+            agent = {}
+        args = agent.get("ProgramArguments") if isinstance(agent, dict) else None
+        words = [w for w in args if isinstance(w, str)] if isinstance(args, list) else []
+    else:
+        found = re.search(rb"^ExecStart=(.*)$", data, flags=re.M)
+        words = found[1].decode(errors="replace").split() if found else []
+    chosen = next((b for a, b in itertools.pairwise(words) if a == "--store"), STORE_KEYRING)
+    return chosen if chosen in STORES else STORE_KEYRING
+
+
 def status(platform: str) -> dict[str, Any]:
-    """What is installed and running, e.g. ``status("linux")["units"]["ssocred.service"]["active"] == "active"``."""
+    """What is installed and running, e.g. ``status("linux")["units"]["ssocred.service"]["active"] == "active"``.
+
+    Files are compared with what ``install`` would write for the installed daemon's store (``"store"``).
+    """
     sock = socket_protocol.socket_path()
+    store = installed_store(platform)
     files = {}
-    for path, content in rendered(platform).items():
+    for path, content in rendered(platform, store or STORE_KEYRING).items():
         same = path.exists() and path.read_text(encoding="utf-8") == content
         files[str(path)] = "installed" if same else "outdated" if path.exists() else "missing"
-    info: dict[str, Any] = {"platform": platform, "manager": PLATFORMS[platform], "files": files,
+    info: dict[str, Any] = {"platform": platform, "manager": PLATFORMS[platform], "files": files, "store": store,
                             "socket": sock, "socket_present": os.path.exists(sock)}
     if platform == "darwin":
         rc, out = _ask("launchctl", "print", f"gui/{os.getuid()}/{LABEL}")

@@ -207,22 +207,6 @@ def render(result: Report, *, as_json: bool, out: TextIO) -> None:
     print(text(result.data) if text else json.dumps(result.data, indent=2), file=out)
 
 
-def text_service(info: dict[str, Any]) -> str:
-    """``ssocred service status``: ``ssocred.service: active, enabled``, one line a unit or file."""
-    lines = [f"platform: {info['platform']} ({info['manager']})"]
-    lines += [f"{path}: {state}" for path, state in info["files"].items()]
-    for unit, state in info.get("units", {}).items():
-        lines.append(f"{unit}: {state['active']}, {state['enabled']}")
-    if "agent" in info:
-        agent = info["agent"]
-        extra = "".join(f", {k} {agent[k]}" for k in ("state", "pid") if k in agent)
-        lines.append(f"{info['label']}: {'loaded' if agent['loaded'] else 'not loaded'}{extra}")
-    lines.append(f"socket: {info['socket']} ({'present' if info['socket_present'] else 'absent'})")
-    if "outdated" in info["files"].values():
-        lines.append("(outdated: run `ssocred service install` again to rewrite the files)")
-    return "\n".join(lines)
-
-
 def text_accounts(d: dict[str, Any]) -> str:
     """One line per account × role."""
     if not d["accounts"]:

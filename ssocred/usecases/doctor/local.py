@@ -15,6 +15,7 @@ from ssocred.errors import ConfigError, SsocredError, UsageError
 from ssocred.model.config_syntax import clean, section_label
 from ssocred.model.sso import REGISTRATION_MARGIN, iso_z, needs_inline_refresh, token_usable
 from ssocred.model.timefmt import duration
+from ssocred.socket_protocol import STORE_KEYRING
 from ssocred.usecases.doctor.check import FAIL, PASS, SKIP, WARN, Check, Context
 from ssocred.usecases.doctor.routing import uses_ssocred
 
@@ -304,7 +305,8 @@ def service(ctx: Context) -> Check:
         info = service_manager.status(platform)
     except SsocredError as exc:
         return Check("service", SKIP, exc.message)
-    install = "run: ssocred service install"
+    store = info.get("store")
+    install = "run: ssocred service install" + (f" --store {store}" if store and store != STORE_KEYRING else "")
     states = set(info["files"].values())
     if "missing" in states:
         return Check("service", WARN, f"not installed ({info['manager']})", install)
