@@ -586,10 +586,20 @@ def test_memory_store_install_status_and_uninstall_linux(svc: Svc, capsys: pytes
     assert (data["store"], set(data["files"].values())) == (None, {"missing"})
 
 
+def test_reinstall_keeps_the_installed_store_unless_told(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "install", "--store", "memory", "--platform", "linux")[0] == 0
+    svc.log.unlink()
+    assert run(capsys, "install", "--platform", "linux")[0] == 0  # an upgrade's reinstall: no restart, no new store
+    unit = svc.unit("ssocred.service")
+    assert unit.read_text() == service_manager.rendered("linux", "memory")[unit]
+    assert "try-restart" not in " ".join(svc.calls())
+    assert json.loads(run(capsys, "status", "--json", "--platform", "linux")[1])["store"] == "memory"
+
+
 def test_reinstall_with_another_store_restarts_the_daemon(svc: Svc, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "install", "--store", "memory", "--platform", "linux")[0] == 0
     svc.log.unlink()
-    assert run(capsys, "install", "--platform", "linux")[0] == 0
+    assert run(capsys, "install", "--store", "keyring", "--platform", "linux")[0] == 0
     assert svc.calls() == [
         "systemctl --user daemon-reload",
         "systemctl --user try-restart ssocred.service",

@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("action", choices=("install", "uninstall", "status"),
                         help="install and start, stop and remove, or show the state")
     parser.add_argument("--store", choices=service_manager.STORES,
-                        help="with install: where the daemon keeps tokens, the OS keyring (default) or only its "
-                        "memory, for machines without a keyring (`ssocred daemon --store memory`)")
+                        help="with install: where the daemon keeps tokens, the OS keyring or only its memory, for "
+                        "machines without a keyring (`ssocred daemon --store memory`); default: the installed "
+                        "service's, else keyring")
     parser.add_argument("--dry-run", action="store_true", help="print the files and the commands; change nothing")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--platform", choices=tuple(service_manager.PLATFORMS), help=argparse.SUPPRESS)
@@ -49,9 +50,12 @@ def main(argv: list[str]) -> int:
             parser.error(f"--store goes with install only ({args.action} acts on whichever daemon is installed)")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    store: str | None = args.store or STORE_KEYRING
+    store: str | None = args.store
     try:
         platform = args.platform or service_manager.host_platform()
+        if args.action == "install" and store is None:
+            # Reinstalling (an upgrade, say) keeps the installed store: a memory daemon's restart ends its sessions.
+            store = service_manager.installed_store(platform) or STORE_KEYRING
         if args.action == "status":
             info = service_manager.status(platform)
             print(json.dumps(info, indent=2) if args.json else text_service(info))
