@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ NO_KEYRING_FIX = (
 _own: str | None = None
 #: The memory-store daemon's items (in that daemon), or a client's way to them through its socket.
 _memory: Any = None
+#: Held while keyring's backend is detected or replaced, which two threads must not do at once.
+_CHOOSING = threading.RLock()
 #: What the daemon answered, by (keyring service, socket path): asked once per process.
 _asked: dict[tuple[str, str], str] = {}
 
@@ -105,7 +108,8 @@ def usable_backend(service: str | None = None) -> Any:
     import keyring
     from keyring.backends import chainer, fail, null
 
-    kr = _pooled(keyring.get_keyring())
+    with _CHOOSING:  # keyring's detection is not thread-safe: the daemon's threads may all start here at once
+        kr = _pooled(keyring.get_keyring())
     empty_chain = isinstance(kr, chainer.ChainerBackend) and not kr.backends
     if isinstance(kr, (fail.Keyring, null.Keyring)) or empty_chain or _unchosen_plaintext(kr):
         raise NoKeyring(f"no usable OS keyring (keyring picked {kr.name!r})", fix=NO_KEYRING_FIX)
@@ -197,7 +201,8 @@ def use_remembered_backend() -> None:
     if keyring.core.load_config():
         return
     try:
-        keyring.core.set_keyring(_load(name))
+        with _CHOOSING:
+            keyring.core.set_keyring(_load(name))
     except Exception:  # a backend that no longer loads: detection decides
         return
     _remembered = name
