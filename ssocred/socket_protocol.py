@@ -307,6 +307,28 @@ def quote(text: str) -> str:
     return "".join(out)
 
 
+def json_answer(code: int, body: bytes, unclear: Exception, refused: str) -> dict[str, object]:
+    """The JSON object a daemon op answered with code 0; its error (``errors.from_reply``) for another code.
+
+    ``unclear`` is raised for an answer that is not a JSON object, ``refused`` is the message of an
+    error that names none. Example: ``json_answer(0, b'{"revoked": 1}', err, "refused")["revoked"] == 1``
+    """
+    import json
+
+    from ssocred.errors import from_reply
+
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise unclear
+    if code != 0:
+        message, fix = answer.get("message"), answer.get("fix")
+        raise from_reply(code, message if isinstance(message, str) else refused, fix if isinstance(fix, str) else None)
+    return answer
+
+
 def parse_reply(data: bytes) -> tuple[int, bytes] | None:
     """``(code, bytes)`` of a complete reply; None for a short, malformed or fall-back one.
 

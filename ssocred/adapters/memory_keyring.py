@@ -25,7 +25,7 @@ from keyring.errors import PasswordDeleteError
 
 from ssocred import socket_protocol
 from ssocred.adapters.store_index import Index, IndexFile, index_path
-from ssocred.errors import LoginRequired, NoKeyring, SsocredError, StoreError, from_reply
+from ssocred.errors import LoginRequired, NoKeyring, SsocredError, StoreError
 from ssocred.model.sso import login_command
 from ssocred.socket_protocol import OP_ITEM_DELETE, OP_ITEM_GET, OP_ITEM_SET, STORE_MEMORY
 
@@ -114,18 +114,9 @@ def _ask(op: str, service: str, username: str, value: str | None = None) -> dict
     if reply is None:
         raise NoKeyring(f"the memory-store daemon that keeps the secrets did not answer ({op} {username})",
                         fix=f"start it again ({START}) and log in again")
-    code, body = reply
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise StoreError("the memory-store daemon's answer is not understood",
-                         fix="restart it with this version of ssocred")
-    if code != 0:
-        message, fix = answer.get("message"), answer.get("fix")
-        raise from_reply(code, message if isinstance(message, str) else f"the daemon refused {op} {username}",
-                         fix if isinstance(fix, str) else None)
+    answer = socket_protocol.json_answer(
+        *reply, StoreError("the memory-store daemon's answer is not understood",
+                           fix="restart it with this version of ssocred"), f"the daemon refused {op} {username}")
     return answer
 
 

@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ssocred.errors import ServiceError, from_reply
+from ssocred.errors import ServiceError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -210,16 +210,8 @@ def _ask(op: str, session: str, account: str | None, role: str | None, *,
         raise ServiceError("no ssocred daemon answered, and the container endpoint is served by the daemon",
                            fix="start it: ssocred service install (or run: ssocred daemon); it must use "
                            "the same SSOCRED_KEYRING_SERVICE and PYTHON_KEYRING_BACKEND as this command")
-    code, body = reply
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
-    if not isinstance(answer, dict):
-        raise ServiceError("the daemon's answer to the container request is not understood",
-                           fix="restart the daemon with this version of ssocred")
-    if code != 0:
-        message, fix = answer.get("message"), answer.get("fix")
-        raise from_reply(code, message if isinstance(message, str) else "the daemon refused the container request",
-                         fix if isinstance(fix, str) else None)
+    answer = socket_protocol.json_answer(
+        *reply, ServiceError("the daemon's answer to the container request is not understood",
+                             fix="restart the daemon with this version of ssocred"),
+        "the daemon refused the container request")
     return answer
