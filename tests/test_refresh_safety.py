@@ -393,13 +393,17 @@ def test_the_daemon_rewrites_the_export_well_before_it_expires(
     assert run("login", "--export-aws-cli-cache").returncode == 0
     path = _export_path(home, "corp")
     start_daemon(daemons, tmp_path, "--scan-interval", "1", env=_daemon_env())
+    ready_at = time.time()
     seen = [json.loads(path.read_text())["expiresAt"]]
     margins = []
-    deadline = time.monotonic() + 4 * ttl
+    deadline = time.monotonic() + 5 * ttl
     while len(margins) < 2 and time.monotonic() < deadline:
         current = json.loads(path.read_text())["expiresAt"]
         if current != seen[-1]:
-            margins.append(parse_time(seen[-1]) - time.time())  # what the replaced export had left
+            # What the replaced export had left; one that ran out before the daemon was up (a login and a start
+            # slower than the token's 16 s on a loaded machine) tells nothing about the daemon.
+            if parse_time(seen[-1]) > ready_at:
+                margins.append(parse_time(seen[-1]) - time.time())
             seen.append(current)
         time.sleep(0.1)
     assert len(margins) == 2, seen

@@ -127,8 +127,13 @@ def login(emu: RunningEmulator | None = None, *, session: str = "corp") -> Token
     import contextlib
     import io
 
+    from ssocred.adapters import keyring_backend
     from ssocred.adapters.store import Store
     from ssocred.cli.main import main
+
+    # This process noted its keyring backend for an earlier test: note it in this test's state dir too, as a
+    # first login does, so that the commands the test runs next skip keyring's detection as a user's would.
+    keyring_backend._remembered = None
 
     # The CLI's own entry point, in this process: the same login, without starting an interpreter.
     out, err = io.StringIO(), io.StringIO()
