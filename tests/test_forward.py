@@ -48,14 +48,15 @@ def test_allow_rules_cover_exactly_what_they_name() -> None:
     assert [str(r) for r in fwd.rules] == [f"{ACCOUNT}:{ROLE}", "*:Viewer", OTHER_ACCOUNT]
 
 
-@pytest.mark.parametrize("text", ["1234", "abc:Role", f"{ACCOUNT}:bad role", f"{ACCOUNT}:", ""])
+@pytest.mark.parametrize("text", ["1234", "abc:Role", f"{ACCOUNT}:bad role", ""])
 def test_a_bad_allow_rule_is_a_usage_error(text: str) -> None:
-    if text.endswith(":") and text != ":":
-        assert parse_rule(text) == Rule(ACCOUNT, ANY)  # "ACCOUNT:" means every role of it
-        return
     with pytest.raises(UsageError) as caught:
         parse_rule(text)
     assert caught.value.exit_code == EXIT_USAGE and "ACCOUNT[:ROLE]" in caught.value.message
+
+
+def test_an_account_with_an_empty_role_allows_every_role_of_it() -> None:
+    assert parse_rule(f"{ACCOUNT}:") == Rule(ACCOUNT, ANY)
 
 
 def test_forward_names_come_from_the_host() -> None:

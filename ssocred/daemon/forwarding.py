@@ -21,9 +21,9 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from ssocred.daemon.responder import KeepAlive, peer_credentials, peer_uid, read_line, send_reply, where
+from ssocred.daemon.responder import KeepAlive, admitted, peer_credentials, peer_uid, send_reply, where
 from ssocred.errors import AccessDenied, LoginRequired, ServiceError, SsocredError, UsageError
-from ssocred.socket_protocol import FALLBACK, PROTOCOL_VERSION
+from ssocred.socket_protocol import PROTOCOL_VERSION
 
 if TYPE_CHECKING:
     from ssocred.daemon.responder import Responder
@@ -33,7 +33,6 @@ log = logging.getLogger("ssocred.daemon.forward")
 
 #: The socket op that re-reads the saved forwards.
 OP_RELOAD = "forward-reload"
-REQUEST_TIMEOUT = 5.0
 BACKLOG = 64
 
 
@@ -203,13 +202,7 @@ class _Listener:
             pid, uid = peer_credentials(conn) if hasattr(socket, "SO_PEERCRED") else (0, peer_uid(conn))
             peer = _describe_peer(pid, uid)
             self.owner.responder.last_request = time.monotonic()
-            if uid != os.getuid():
-                log.warning("forward %s: refused a connection from %s: the daemon answers its own user only",
-                            forward.name, peer)
-                send_reply(conn, FALLBACK, "refused: not the daemon's user\n")
-                return
-            conn.settimeout(REQUEST_TIMEOUT)
-            line = read_line(conn)
+            line = admitted(conn, uid, peer, where=f"forward {forward.name}: ")
             if line is None:
                 return
             with self.owner.keepalive.beating(conn):

@@ -74,12 +74,7 @@ class Responder:
         """Check the peer, read one request, send the reply: ``responder.serve(conn)``."""
         uid = peer_uid(conn)
         self.last_request = time.monotonic()
-        if uid != os.getuid():
-            log.warning("refused a connection from uid %d: the daemon answers uid %d only", uid, os.getuid())
-            send_reply(conn, FALLBACK, "refused: not the daemon's user\n")
-            return
-        conn.settimeout(REQUEST_TIMEOUT)
-        line = read_line(conn)
+        line = admitted(conn, uid, f"uid {uid}")
         if line is None:
             return
         began = time.monotonic()
@@ -312,6 +307,18 @@ def send_reply(conn: socket.socket, code: int, text: str) -> None:
     data = text.encode()
     with contextlib.suppress(OSError):  # the client gave up: nothing to tell it
         conn.sendall(b"%d %d\n%s" % (code, len(data), data))
+
+
+def admitted(conn: socket.socket, uid: int, peer: str, where: str = "") -> bytes | None:
+    """The request line of a peer of the daemon's own user; None after refusing another user (logged, with
+    ``peer`` and ``where``) or when nothing whole arrives in time: ``line = admitted(conn, peer_uid(conn), "uid 0")``.
+    """
+    if uid != os.getuid():
+        log.warning("%srefused a connection from %s: the daemon answers uid %d only", where, peer, os.getuid())
+        send_reply(conn, FALLBACK, "refused: not the daemon's user\n")
+        return None
+    conn.settimeout(REQUEST_TIMEOUT)
+    return read_line(conn)
 
 
 def read_line(conn: socket.socket) -> bytes | None:

@@ -33,11 +33,11 @@ def run(argv: list[str]) -> int | None:
         return None
     try:
         reply = exchange(request)
+        if reply is None:
+            reply = _forwarded(argv)
     except KeyboardInterrupt:
         os.write(2, b"ssocred: interrupted\n")
         return 130
-    if reply is None:
-        reply = _forwarded(argv)
     if reply is None:
         return None
     code, body = reply
@@ -59,7 +59,7 @@ def _forwarded(argv: list[str]) -> tuple[int, bytes] | None:
         return None
     try:
         return exchange(role_request(*named).encode("utf-8"), path)
-    except (UnicodeEncodeError, KeyboardInterrupt):
+    except UnicodeEncodeError:  # undecodable bytes in an argument: the full path says what is wrong
         return None
 
 

@@ -12,6 +12,7 @@ Example: ``credentials_for("/tmp/ssocred-me.sock", SsoTarget("corp", "1111222233
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -133,7 +134,7 @@ def reload() -> list[str] | None:
     """Ask the running daemon to listen for the saved forwards: their names, or None when no daemon answers."""
     request = json.dumps({"v": socket_protocol.PROTOCOL_VERSION, "op": "forward-reload",
                           "service": socket_protocol.keyring_service(),
-                          "backend": _backend()}) + "\n"
+                          "backend": os.environ.get("PYTHON_KEYRING_BACKEND", "")}) + "\n"
     reply = socket_protocol.exchange(request.encode())
     if reply is None or reply[0] != 0:
         return None
@@ -142,9 +143,3 @@ def reload() -> list[str] | None:
     except (ValueError, AttributeError):
         return None
     return [str(n) for n in names] if isinstance(names, list) else None
-
-
-def _backend() -> str:
-    import os
-
-    return os.environ.get("PYTHON_KEYRING_BACKEND", "")
