@@ -161,6 +161,8 @@ def test_the_daemon_never_holds_the_callers_pipe_or_terminal(on: RunningEmulator
     began = time.monotonic()
     proc = subprocess.Popen([*ssocred_argv(), "process", "--profile", "dev"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    callers = {f"pipe:[{os.fstat(f.fileno()).st_ino}]" for f in (proc.stdin, proc.stdout, proc.stderr)}
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out)["AccessKeyId"] and time.monotonic() - began < 60
@@ -169,9 +171,25 @@ def test_the_daemon_never_holds_the_callers_pipe_or_terminal(on: RunningEmulator
     assert os.getsid(pid) == pid  # a session of its own: no controlling terminal, no signal from the caller's group
     targets = {os.readlink(f"/proc/{pid}/fd/{n}") for n in (0, 1, 2)}
     assert targets == {"/dev/null"}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        with contextlib.suppress(OSError):
-            assert not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:")
+    # Neither the daemon nor its network worker (the pipes between those two are theirs) holds the caller's.
+    for holder in (pid, *_children(pid)):
+        held = set()
+        for fd in os.listdir(f"/proc/{holder}/fd"):
+            with contextlib.suppress(OSError):
+                held.add(os.readlink(f"/proc/{holder}/fd/{fd}"))
+        assert not held & callers
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
 
 
 @pytest.mark.slow

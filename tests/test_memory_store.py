@@ -154,6 +154,11 @@ def test_a_memory_store_serves_a_machine_without_keyring_and_ends_with_its_daemo
     locked = int(next(line.split()[1] for line in Path(f"/proc/{daemon.proc.pid}/status").read_text().splitlines()
                       if line.startswith("VmLck:")))
     assert locked > 0 or "swap may hold the secrets" in daemon.log_text()
+    # The network worker held the tokens for the fetch: it is locked whenever the daemon is.
+    worker = int(daemon.wait_log(r"network worker started \(pid \d+\)")[-1].split("(pid ")[1].split(")")[0])
+    worker_locked = int(next(line.split()[1] for line in Path(f"/proc/{worker}/status").read_text().splitlines()
+                             if line.startswith("VmLck:")))
+    assert (worker_locked > 0) == (locked > 0)
 
     # The daemon ends, and its secrets with it: the next call says in one line that a login is needed.
     daemon.proc.send_signal(signal.SIGKILL)

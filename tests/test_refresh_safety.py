@@ -410,3 +410,24 @@ def test_the_daemon_rewrites_the_export_well_before_it_expires(
     # botocore starts refreshing 15 minutes before expiry, the JavaScript SDK gives up at 5
     # (both scaled down for this short token, as every ssocred window is).
     assert min(margins) >= scaled_window(BOTOCORE_ADVISORY_WINDOW, ttl) - 1, margins
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_of_the_daemon_and_its_network_worker_mid_refresh_loses_no_session(
+        sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon], sig: signal.Signals) -> None:
+    """Ctrl-C and ``systemctl stop`` signal every process of the daemon: the refresh in its worker still lands."""
+    old = _seed_expired_session(sso, "corp")
+    sso.control(latency_ms=2000)
+    daemon = start_daemon(daemons, tmp_path)
+    _wait_in_flight(sso, "CreateToken", 1)
+    worker = int(daemon.wait_log(r"network worker started \(pid \d+\)")[0].split("(pid ")[1].split(")")[0])
+    os.kill(worker, sig)
+    daemon.proc.send_signal(sig)
+    assert daemon.proc.wait(timeout=60) == 0, daemon.diagnostics()
+    stored = Store().load_session("corp")
+    assert stored is not None and stored.access_token != old.access_token
+    assert sso.stats()["create_token"]["refresh_token"] == 1
+    assert Store().index().sessions["corp"].refresh_started_at is None
+    sso.control(latency_ms=0)
+    assert run(*_argv("corp")[len(ssocred_argv()):]).returncode == 0
+    assert sso.stats()["create_token"]["refresh_token"] == 1

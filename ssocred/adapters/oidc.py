@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ssocred.adapters import aws
+from ssocred.adapters import aws, network_client
 from ssocred.errors import ServiceError
 from ssocred.model.sso import GRANT_AUTH_CODE, GRANT_DEVICE, GRANT_REFRESH, Registration
 
@@ -58,7 +58,14 @@ class Oidc:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self._client = aws.client("sso-oidc", region)
+        # A daemon's calls go to its network worker: no client (nor botocore) here.
+        self._made = None if network_client.active() else aws.client("sso-oidc", region)
+
+    @property
+    def _client(self) -> Any:
+        if self._made is None:
+            self._made = aws.client("sso-oidc", self.region)
+        return self._made
 
     @property
     def endpoint(self) -> str:
@@ -71,6 +78,16 @@ class Oidc:
         return f"{parts.scheme}://{parts.netloc}"
 
     def _call(self, op: str, expect: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if network_client.active():
+            result: dict[str, Any] = network_client.call(network_client.OIDC, self.region, op, expect, kwargs)
+            return result
+        return self.request(op, expect, kwargs)
+
+    def request(self, op: str, expect: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Make the call ``op`` here: its answer, checked against ``expect``; OAuthError or ServiceError.
+
+        Example: ``Oidc("us-east-1").request("create_token", {"accessToken": str}, {...})``
+        """
         from botocore.exceptions import ClientError
 
         try:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ssocred.adapters import aws
+from ssocred.adapters import aws, network_client
 from ssocred.errors import AccessDenied, ServiceError
 from ssocred.model.sso import RoleCredentials
 
@@ -49,13 +49,29 @@ class Portal:
     def __init__(self, region: str, *, pace: Callable[[], None] | None = None, pool: int = 10) -> None:
         self.region = region
         self._pace = pace
-        self._client = aws.client("sso", region, pool=pool)
+        self._pool = pool
+        # A daemon's calls go to its network worker: no client (nor botocore) here.
+        self._client = None if network_client.active() else aws.client("sso", region, pool=pool)
 
     def _call(self, op: str, what: str, expect: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
-        from botocore.exceptions import ClientError
-
         if self._pace is not None:
             self._pace()
+        if network_client.active():
+            result: dict[str, Any] = network_client.call(network_client.PORTAL, self.region, self._pool, op, what,
+                                                         expect, kwargs)
+            return result
+        return self.request(op, what, expect, kwargs)
+
+    def request(self, op: str, what: str, expect: dict[str, Any] | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Make the call ``op`` here (``what`` names its object in errors): its checked answer.
+
+        Raises TokenRejected (401), AccessDenied or ServiceError.
+        Example: ``Portal("us-east-1").request("list_accounts", "the account list", None, {...})``
+        """
+        from botocore.exceptions import ClientError
+
+        if self._client is None:
+            self._client = aws.client("sso", self.region, pool=self._pool)
         try:
             return aws.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ssocred.adapters import aws
+from ssocred.adapters import aws, network_client
 from ssocred.errors import AccessDenied, ConfigError, LoginRequired, ServiceError, SsocredError
 from ssocred.model.config_syntax import clean, section_label
 from ssocred.model.sso import RoleCredentials
@@ -39,6 +39,10 @@ def assume_role(source: RoleCredentials, link: Link, *, endpoint_url: str | None
     section, else the regional STS of ``link.region``) unless ``endpoint_url`` names one.
     Example: ``assume_role(creds, Link("deploy", "arn:aws:iam::222233334444:role/Deploy"))[0].account_id``
     """
+    if network_client.active():
+        result: tuple[RoleCredentials, str] = network_client.call(network_client.ASSUME_ROLE, source, link,
+                                                                  endpoint_url, config_file)
+        return result
     from botocore.exceptions import ClientError
 
     client_ = _signed_client(source, link, endpoint_url, config_file)

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ssocred.adapters import logs, notify
+from ssocred.adapters import logs, network_client, notify
 from ssocred.adapters.autostart import IDLE_VARIABLE
 from ssocred.adapters.notify import read_status
 from ssocred.cliargs import Parser
@@ -103,6 +103,8 @@ def main(argv: list[str]) -> int:
         lock = notify.acquire_pid_lock()
     except (OSError, SsocredError) as exc:
         return _fail(exc, log_file)
+    # AWS calls in a worker process that exits when idle: botocore would stay in this one for good.
+    network_client.delegate(protect=args.store == STORE_MEMORY)
     try:
         _keep_store(args.store)  # under the pid lock: no other daemon holds the memory store's files
     except (OSError, SsocredError) as exc:
@@ -237,6 +239,7 @@ def _serve(opts: Options, *, socket: bool, log_file: Path | None, container: tup
     if server is not None:
         server.close()
     clean = daemon.stop()
+    network_client.stop()
     log.info("stopped")
     return 0, clean
 
