@@ -57,7 +57,9 @@ def main(argv: list[str]) -> int:
         from ssocred.adapters import memory_guard
 
         memory_guard.protect()
-    out = sys.stdout.buffer
+    # The answers get a descriptor of their own; fd 1 becomes stderr, so a stray print cannot break a frame.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     write_lock = threading.Lock()
     with ThreadPoolExecutor(MAX_CALLS, thread_name_prefix="ssocred-call") as pool:
         for ident, op, args in _requests(sys.stdin.buffer):
@@ -91,6 +93,4 @@ def _answer(out: BinaryIO, lock: threading.Lock, ident: int, op: str, args: tupl
 
 
 if __name__ == "__main__":
-    code = main(sys.argv[1:])
-    sys.stdout.flush()
-    os._exit(code)  # threads of botocore's pools would hold up the interpreter's exit
+    os._exit(main(sys.argv[1:]))  # threads of botocore's pools would hold up the interpreter's exit
