@@ -17,6 +17,7 @@ from ssocred.adapters import autostart as spawning
 from ssocred.adapters import service_manager
 from ssocred.usecases import autostart
 from tests.support.cli import ACCOUNT, ROLE, login, process_profile, run, session_config, ssocred_argv, write_config
+from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.emulator import RunningEmulator
 
 ARGS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
@@ -258,3 +259,56 @@ def test_an_export_keeps_an_idle_autostarted_daemon_until_it_is_removed(
     assert not _wait_gone(pid, timeout=6)  # three idle periods: the export keeps it
     assert run("credentials-file", "--remove", "--as", "dev-keys").returncode == 0
     assert _wait_gone(pid, timeout=60)
+
+
+def _fake_systemctl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``systemctl`` on PATH that records its command lines: the units are written, nothing is started."""
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    tool = fakebin / "systemctl"
+    tool.write_text('#!/bin/sh\necho "systemctl $*" >> "$FAKE_LOG"\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fakebin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.log"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)  # the units go to HOME's
+    return tmp_path / "calls.log"
+
+
+@pytest.mark.slow
+def test_service_install_stops_the_autostarted_daemon_and_takes_over(
+        on: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _fake_systemctl(tmp_path, monkeypatch)
+    _process_ok()
+    pid = _daemon_pid()
+    assert pid is not None and _alive(pid)
+    dry = run("service", "install", "--platform", "linux", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"kill -TERM {pid}  # the autostarted daemon: the service's takes over" in dry.stdout.splitlines()
+    assert _alive(pid) and not calls.exists()  # a dry run stops nothing
+
+    done = run("service", "install", "--platform", "linux", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["stopped_autostarted_daemon"] == pid
+    assert _wait_gone(pid, timeout=5)  # it had exited before the units were enabled
+    assert "systemctl --user enable --now ssocred.socket ssocred.service" in calls.read_text().splitlines()
+    assert service_manager.installed_store("linux") == "keyring"
+    stopping = [line for line in (Path(os.environ["SSOCRED_LOG_DIR"]) / "daemon.log").read_text().splitlines()
+                if " INFO stopped" in line]
+    assert stopping  # it ended cleanly, on SIGTERM
+    # From now on the service owns the daemon: a caller answers by itself and starts none.
+    _process_ok()
+    assert _daemon_pid() in (None, pid) and not (_run_dir() / "daemon.sock").exists()
+
+
+@pytest.mark.slow
+def test_service_install_leaves_a_daemon_started_by_hand_and_says_so(
+        sso: RunningEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, daemons: list[RunningDaemon]) -> None:
+    calls = _fake_systemctl(tmp_path, monkeypatch)
+    daemon = start_daemon(daemons, tmp_path)
+    refused = run("service", "install", "--platform", "linux")
+    assert refused.returncode == 5
+    assert refused.stderr == (f"ssocred: an ssocred daemon started by hand runs (pid {daemon.proc.pid}); the "
+                              f"service's daemon cannot run beside it; stop it (kill {daemon.proc.pid}), then run "
+                              "this again\n")
+    assert daemon.proc.poll() is None and not calls.exists()
+    assert service_manager.installed_store("linux") is None

@@ -205,3 +205,38 @@ def _sleep_on(fd: int, deadline: float) -> None:
         pass  # also one delivered just as the lock came: the caller looks at the socket either way
     finally:
         _signal.signal(_signal.SIGALRM, previous)
+
+
+def stop(pid: int, deadline: float) -> bool:
+    """SIGTERM the daemon ``pid`` and wait (until ``deadline``, monotonic) for it to exit: whether it did.
+
+    It stores a refresh in flight before it exits. Example: ``stop(status["pid"], time.monotonic() + 30)``
+    """
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    while time.monotonic() < deadline:
+        if not _running(pid):
+            return True
+        time.sleep(_POLL)
+    return not _running(pid)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie (an exited child its parent has not reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True

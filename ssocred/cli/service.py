@@ -17,6 +17,7 @@ from ssocred.adapters import service_manager
 from ssocred.cliargs import Parser
 from ssocred.errors import EXIT_INTERRUPTED, EXIT_USAGE, ServiceError, SsocredError
 from ssocred.socket_protocol import STORE_KEYRING, STORE_MEMORY
+from ssocred.usecases import autostart
 
 #: Where the installed daemon keeps tokens, by its ``--store``, in the words of the reports.
 _KEPT = {STORE_KEYRING: "the OS keyring", STORE_MEMORY: "its memory only (a restart means a new login)"}
@@ -63,11 +64,15 @@ def main(argv: list[str]) -> int:
         if args.action == "uninstall":
             store = service_manager.installed_store(platform)  # None: nothing is installed
         steps = service_manager.plan(platform, args.action, store or STORE_KEYRING)
+        stopped = None
         if not args.dry_run and steps:
             tool = service_manager.TOOLS[platform]
             if shutil.which(tool) is None:
                 raise ServiceError(f"{tool} not found: nothing here can run {service_manager.PLATFORMS[platform]}",
                                    fix="start `ssocred daemon` from your session's autostart instead")
+        if args.action == "install" and steps:
+            stopped = autostart.make_way_for_service(dry_run=args.dry_run)
+        if not args.dry_run and steps:
             service_manager.apply(steps)
     except SsocredError as exc:
         print(f"ssocred: {exc.line()}", file=sys.stderr)
@@ -77,14 +82,19 @@ def main(argv: list[str]) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         print(json.dumps({"action": args.action, "platform": platform, "store": store, "dry_run": args.dry_run,
-                          "steps": [s.as_json() for s in steps], "socket": socket_protocol.socket_path()}, indent=2))
+                          "steps": [s.as_json() for s in steps], "socket": socket_protocol.socket_path(),
+                          "stopped_autostarted_daemon": stopped}, indent=2))
     elif args.dry_run:
         if args.action == "install" and store:
             print(f"# the daemon keeps tokens in {_KEPT[store]}: --store {store}")
+        if stopped is not None:
+            print(f"kill -TERM {stopped}  # the autostarted daemon: the service's takes over")
         print("\n".join(s.script() for s in steps) or f"# ssocred service is not installed; nothing to {args.action}")
     elif not steps:
         print("ssocred service is not installed; nothing to do")
     else:
+        if stopped is not None:
+            print(f"stopped the autostarted daemon (pid {stopped}): the service's daemon takes over")
         print("\n".join(s.done() for s in steps))
         if args.action == "install":
             print(f"the daemon runs with your session, keeps tokens in {_KEPT[store or STORE_KEYRING]} and listens on "

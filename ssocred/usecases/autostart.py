@@ -132,3 +132,32 @@ def start_in_background() -> None:
     path = socket_protocol.trusted_socket()
     if path is not None and not listening(path):
         start(wait=0)
+
+
+#: How long ``make_way_for_service`` waits for an autostarted daemon to finish its refresh in flight and exit.
+STOP_LIMIT = 30.0
+
+
+def make_way_for_service(*, dry_run: bool = False, wait: float = STOP_LIMIT) -> int | None:
+    """Before ``ssocred service install``: stop an autostarted daemon (the service's would refuse to run
+    beside it); the pid it had, or None when none ran (a daemon the service manager started is its own).
+
+    A daemon started by hand is left running: ServiceError naming its pid. ``dry_run`` stops nothing.
+    Example: ``make_way_for_service()`` is 4242 after stopping the daemon that ``ssocred process`` started.
+    """
+    from ssocred.adapters import autostart, notify
+    from ssocred.errors import ServiceError
+
+    status = notify.read_status()
+    if status is None:
+        return None
+    pid, who = status.get("pid"), status.get("started_by")
+    if not isinstance(pid, int) or who in ("systemd", "launchd"):
+        return None
+    if who != "autostart":
+        raise ServiceError(f"an ssocred daemon started by hand runs (pid {pid}); the service's daemon "
+                           "cannot run beside it", fix=f"stop it (kill {pid}), then run this again")
+    if not dry_run and not autostart.stop(pid, time.monotonic() + wait):
+        raise ServiceError(f"the autostarted daemon (pid {pid}) did not stop within {wait:g} s",
+                           fix=f"stop it (kill {pid}), then run this again")
+    return pid
