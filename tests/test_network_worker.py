@@ -199,3 +199,24 @@ def _wait_for_operation(emu: RunningEmulator, op: str, timeout: float = 20) -> N
             return
         time.sleep(0.02)
     raise AssertionError(f"the emulator never saw {op}")
+
+
+def test_a_call_that_meets_a_worker_just_told_to_exit_goes_to_a_new_one(delegated: RunningEmulator,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle timer may close the worker between the moment a call picks it and the moment it sends."""
+    _, token = _token(delegated)
+    portal = Portal(REGION)
+    portal.accounts(str(token["accessToken"]))
+    old = network_client._worker
+    assert old is not None
+    old._retire()  # what the idle timer does
+    seen = []
+    real_alive = network_client.Worker.alive
+
+    def stale_alive(self: network_client.Worker) -> bool:
+        seen.append(self.pid)
+        return True if self is old and len(seen) == 1 else real_alive(self)  # the first check ran before the close
+
+    monkeypatch.setattr(network_client.Worker, "alive", stale_alive)
+    assert portal.role_credentials(str(token["accessToken"]), ACCOUNT, ROLE).access_key_id.startswith("ASIA")
+    assert seen[0] == old.pid and network_client.current_pid() not in (None, old.pid)

@@ -74,11 +74,15 @@ def call(op: str, *args: Any) -> Any:
     Example: ``call(PORTAL, "us-east-1", "list_accounts", "the account list", expect, kwargs)``
     """
     global _worker
-    with _lock:
-        if _worker is None or not _worker.alive():
-            _worker = Worker()
-        worker = _worker
-    return worker.call(op, args)
+    while True:
+        with _lock:
+            if _worker is None or not _worker.alive():
+                _worker = Worker()
+            worker = _worker
+        try:
+            return worker.call(op, args)
+        except _Retired:  # it was told to exit just now, before this call reached it: the next one takes it
+            continue
 
 
 def current_pid() -> int | None:
@@ -124,7 +128,7 @@ class Worker:
         pending = _Pending()
         with self._state:
             if self._closed:
-                raise ServiceError("the network worker stopped", fix="try again")
+                raise _Retired()
             ident = self._next = self._next + 1
             self._waiting[ident] = pending
             if self._timer is not None:
@@ -213,6 +217,10 @@ class Worker:
         for pending in waiting.values():
             pending.ok, pending.value = False, ServiceError(f"{message} during the request", fix="try again")
             pending.done.set()
+
+
+class _Retired(Exception):
+    """The worker stopped taking calls before this one was sent: nothing of it ran."""
 
 
 class _Pending:
