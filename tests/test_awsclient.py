@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ssocred.adapters import aws
+from ssocred.adapters import aws, server_text
 from ssocred.adapters.logs import REDACTOR
 from ssocred.errors import EXIT_SERVICE, ConfigError, ServiceError
 from tests.support.cli import ACCOUNT, ROLE, run
@@ -25,18 +25,22 @@ TOKEN = "aoa" + "Zx9" * 30  # token-shaped: mixed case and digits, long
     f'{{"refreshToken": "{TOKEN}"}}',
     f"<html><body><pre>X-Amz-Sso_Bearer_Token: {TOKEN}</pre></body></html>",
     f"echo {TOKEN} back",
+    "Authorization: Bearer sh0rt-t0ken",
+    "proxy said: basic dXNlcjpwYXNz",
 ])
 def test_no_token_survives_clean(text: str) -> None:
-    cleaned = aws.clean(text)
+    cleaned = server_text.clean(text)
     assert TOKEN not in cleaned and TOKEN[:20] not in cleaned
-    assert "\n" not in cleaned and len(cleaned) <= aws.MAX_SERVER_TEXT
+    assert "sh0rt-t0ken" not in cleaned and "dXNlcjpwYXNz" not in cleaned
+    assert "\n" not in cleaned and len(cleaned) <= server_text.MAX_SERVER_TEXT
 
 
 def test_clean_keeps_ordinary_words_and_registered_secrets_go() -> None:
-    assert aws.clean("Session token not found or invalid") == "Session token not found or invalid"
+    assert server_text.clean("Session token not found or invalid") == "Session token not found or invalid"
     REDACTOR.add("short-but-registered")
-    assert aws.clean("got short-but-registered back") == "got [redacted] back"
-    assert aws.clean("x" * 500).endswith("…") and len(aws.clean("x" * 500)) == aws.MAX_SERVER_TEXT
+    assert server_text.clean("got short-but-registered back") == "got [redacted] back"
+    long = server_text.clean("x" * 500)
+    assert long.endswith("…") and len(long) == server_text.MAX_SERVER_TEXT
 
 
 @pytest.mark.parametrize(("headers", "body", "kind"), [

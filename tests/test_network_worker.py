@@ -220,3 +220,14 @@ def test_a_call_that_meets_a_worker_just_told_to_exit_goes_to_a_new_one(delegate
     monkeypatch.setattr(network_client.Worker, "alive", stale_alive)
     assert portal.role_credentials(str(token["accessToken"]), ACCOUNT, ROLE).access_key_id.startswith("ASIA")
     assert seen[0] == old.pid and network_client.current_pid() not in (None, old.pid)
+
+
+def test_what_this_process_knows_as_secret_is_removed_from_the_workers_errors(delegated: RunningEmulator) -> None:
+    """The worker cleans server text by shape only; the daemon's registered secrets go on the way back."""
+    from ssocred.adapters.logs import REDACTOR
+
+    _, token = _token(delegated)
+    REDACTOR.add("RoleNamedLikeASecret")
+    with pytest.raises(AccessDenied) as denied:
+        Portal(REGION).role_credentials(str(token["accessToken"]), ACCOUNT, "RoleNamedLikeASecret")
+    assert "RoleNamedLikeASecret" not in str(denied.value) and "[redacted]" in denied.value.message

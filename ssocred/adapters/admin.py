@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ssocred.adapters.aws import error_code, is_network_error, network_error, service_message
+from ssocred.adapters.aws import error_code, is_network_error, network_error
+from ssocred.adapters.server_text import service_message
 from ssocred.errors import AccessDenied, ConfigError, LoginRequired, ServiceError, SsocredError
 from ssocred.model.config_syntax import clean
 

@@ -20,12 +20,12 @@ import functools
 import math
 import os
 import random
-import re
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
+from ssocred.adapters.server_text import clean
 from ssocred.errors import ConfigError, ServiceError
 
 #: Seconds a call may take in all, retries included, unless ``$SSOCRED_TIMEOUT`` says otherwise.
@@ -38,8 +38,6 @@ CONNECT_TIMEOUT = 5.0
 MAX_ATTEMPTS = 8
 #: The longest pause between two attempts.
 MAX_BACKOFF = 5.0
-#: Server text is cut to this many characters in ssocred's messages.
-MAX_SERVER_TEXT = 160
 
 #: botocore sessions are not thread-safe; the clients they make are (the daemon uses several threads).
 _SESSION_LOCK = threading.Lock()
@@ -56,12 +54,6 @@ _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _LABELS = {"sso": "the SSO portal", "sso-oidc": "the SSO OIDC service", "sts": "STS"}
 #: Services that answer in XML (the query protocol): for them an XML body is the service's own.
 _XML_SERVICES = frozenset({"sts"})
-# A header echoed back (name: value), a bearer credential, or a query parameter holding a secret.
-_HEADER = re.compile(
-    r"(?i)\b(x-amz-sso[_-]bearer[_-]token|authorization|x-amz-security-token|x-amz-date|cookie|set-cookie|"
-    r"proxy-authorization|bearer|basic|refreshToken|accessToken|clientSecret|sessionToken|secretAccessKey"
-    r"|code_?verifier|device_?code)([\"']?\s*[:=]\s*[\"']?)([^\s,;\"'&}]+)")
-_TAG = re.compile(r"<[^>]{0,200}>")
 
 
 def budget() -> float:
@@ -396,25 +388,3 @@ def is_network_error(exc: BaseException) -> bool:
     from botocore.exceptions import HTTPClientError
 
     return isinstance(exc, (BotoConnectionError, HTTPClientError))
-
-
-def clean(text: str, limit: int = MAX_SERVER_TEXT) -> str:
-    """Server text fit to quote: tags, headers, tokens and secrets removed, one line, cut short.
-
-    Example: ``clean("denied; x-amz-sso_bearer_token: aoaXYZ...") == "denied; x-amz-sso_bearer_token: [redacted]"``
-    """
-    from ssocred.adapters.logs import MASK, REDACTOR
-
-    text = _TAG.sub(" ", text)
-    text = _HEADER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
-    text = REDACTOR.redact(" ".join(text.split()))
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-def service_message(exc: BaseException) -> str:
-    """The service's own message of a ClientError, made safe to quote (``clean``)."""
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        err = response.get("Error", {})
-        return clean(str(err.get("Message") or response.get("error_description") or err.get("Code") or ""))
-    return type(exc).__name__

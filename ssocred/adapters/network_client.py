@@ -24,7 +24,7 @@ import sys
 import threading
 from typing import Any
 
-from ssocred.errors import ServiceError
+from ssocred.errors import ServiceError, SsocredError
 
 #: How long a worker may sit without a call before it is told to exit, unless the variable says otherwise.
 DEFAULT_IDLE = 30.0
@@ -240,4 +240,17 @@ def _answer(body: bytes) -> tuple[int, bool, Any]:
         return -1, False, ServiceError("the network worker sent an answer that could not be read")
     if not ok and not isinstance(value, BaseException):
         value = ServiceError("the network worker failed the request")
+    if isinstance(value, SsocredError):
+        _redacted(value)
     return ident, bool(ok), value
+
+
+def _redacted(exc: SsocredError) -> None:
+    """Remove from ``exc`` the secrets this process knows (``logs.redact_all``), which the worker's own
+    cleaning of server text did not: ``_redacted(error)`` before it is raised here."""
+    from ssocred.adapters.logs import REDACTOR
+
+    exc.message = REDACTOR.redact(exc.message)
+    exc.args = (exc.message, *exc.args[1:])
+    if exc.fix is not None:
+        exc.fix = REDACTOR.redact(exc.fix)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ssocred.adapters import aws, network_client
+from ssocred.adapters import aws, network_client, server_text
 from ssocred.errors import ServiceError
 from ssocred.model.sso import GRANT_AUTH_CODE, GRANT_DEVICE, GRANT_REFRESH, Registration
 
@@ -97,7 +97,8 @@ class Oidc:
             if code in _HANDLED:
                 raise OAuthError(code) from None
             raise ServiceError(
-                f"sso-oidc {op} failed in {self.region}: {aws.clean(code, 60)}: {aws.service_message(exc)}",
+                f"sso-oidc {op} failed in {self.region}: {server_text.clean(code, 60)}: "
+                f"{server_text.service_message(exc)}",
                 fix="try again in a minute",
             ) from None
 

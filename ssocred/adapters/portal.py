@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ssocred.adapters import aws, network_client
+from ssocred.adapters import aws, network_client, server_text
 from ssocred.errors import AccessDenied, ServiceError
 from ssocred.model.sso import RoleCredentials
 
@@ -85,8 +85,8 @@ class Portal:
                     "an admin can check the assignment with: ssocred discover",
                 ) from None
             raise ServiceError(
-                f"SSO portal {op} failed in {self.region}: {aws.clean(code, 60)}: "
-                f"{aws.service_message(exc)}",
+                f"SSO portal {op} failed in {self.region}: {server_text.clean(code, 60)}: "
+                f"{server_text.service_message(exc)}",
                 fix="try again in a minute",
             ) from None
 

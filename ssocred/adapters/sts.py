@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ssocred.adapters import aws, network_client
+from ssocred.adapters import aws, network_client, server_text
 from ssocred.errors import AccessDenied, ConfigError, LoginRequired, ServiceError, SsocredError
 from ssocred.model.config_syntax import clean, section_label
 from ssocred.model.sso import RoleCredentials
@@ -93,7 +93,7 @@ def _signed_client(source: RoleCredentials, link: Link, endpoint_url: str | None
 def _assume_error(exc: Exception, link: Link) -> Exception:
     """One line for a refused AssumeRole; SourceRejected when STS refused the signing credentials."""
     code = aws.error_code(exc) or "Unknown"
-    message = aws.service_message(exc)
+    message = server_text.service_message(exc)
     label = section_label("profile", link.profile)
     what = f"STS refused AssumeRole of {clean(link.role_arn)} for {label}"
     if code in _SOURCE_REFUSED:
@@ -105,7 +105,7 @@ def _assume_error(exc: Exception, link: Link) -> Exception:
     if code == "ValidationError":
         return ConfigError(f"{what}: {message}",
                            fix=f"check role_arn, role_session_name, external_id and duration_seconds in {label}")
-    return ServiceError(f"{what}: {aws.clean(code, 60)}: {message}", fix="try again in a minute")
+    return ServiceError(f"{what}: {server_text.clean(code, 60)}: {message}", fix="try again in a minute")
 
 
 def caller_identity(profile: str | None, popen: Callable[..., Any] | None,
@@ -136,7 +136,7 @@ def caller_identity(profile: str | None, popen: Callable[..., Any] | None,
         ident = sts.get_caller_identity()
     except bex.ClientError as exc:
         raise ServiceError(f"STS GetCallerIdentity failed: {aws.error_code(exc)}: "
-                           f"{aws.service_message(exc)}") from None
+                           f"{server_text.service_message(exc)}") from None
     except (bex.BotoCoreError, ValueError) as exc:
         if aws.is_network_error(exc):
             raise aws.network_error(exc, endpoint) from None
