@@ -204,10 +204,7 @@ def test_flaky_service_50_cold_calls(
         for k, v in emu.env().items():
             monkeypatch.setenv(k, v)
         write_config(session_config("corp"))
-        r = run("login", "--use-device-code")
-        assert r.returncode == 0, r.stderr
-        token = Store().load_session("corp")
-        assert token is not None
+        token = login(options=("--use-device-code",))
         from ssocred.adapters.portal import Portal
 
         portal = Portal("us-east-1")
