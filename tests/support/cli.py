@@ -57,6 +57,27 @@ def run(
     )
 
 
+def process_here(*args: str) -> tuple[int, str, str]:
+    """``ssocred process ARGS`` answered in this process as it is without a daemon: (exit code, stdout, stderr).
+
+    The same resolution ``ssocred.process.local`` runs in its own process, without starting an interpreter.
+    """
+    import contextlib
+    import gc
+    import io
+
+    from ssocred.process.local import main
+
+    out, err = io.StringIO(), io.StringIO()
+    thresholds = gc.get_threshold()  # main tunes the collector for its own short-lived process
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        gc.set_threshold(*thresholds)
+    return code, out.getvalue(), err.getvalue()
+
+
 def write_config(text: str) -> Path:
     """Write ``$AWS_CONFIG_FILE`` (the test HOME's config)."""
     path = Path(os.environ["AWS_CONFIG_FILE"])
