@@ -26,7 +26,7 @@ from tests.support.cli import (
     ssocred_argv,
     write_config,
 )
-from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.emulator import RunningEmulator, fork_emulator
 
 USER_TEXT = """\
 # My AWS config: hand-written, keep this comment.
@@ -48,7 +48,7 @@ def big(
     home: Path, secret_service: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[RunningEmulator]:
     """An emulator with 500 accounts × 2 roles, logged in as SSO session ``corp``."""
-    e = start_emulator("--accounts", "500", "--roles", "2", "--seed", "7")
+    e = fork_emulator("--accounts", "500", "--roles", "2", "--seed", "7")
     for k, v in e.env().items():
         monkeypatch.setenv(k, v)
     browser = Path(__file__).parent / "support" / "browser.py"

@@ -28,7 +28,7 @@ from tests.support.cli import (
     ssocred_line,
     write_config,
 )
-from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.emulator import RunningEmulator, fork_emulator
 
 ARGS = ("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
 ROLES = [(ACCOUNT, "AdministratorAccess"), (ACCOUNT, "ReadOnlyAccess"), (OTHER_ACCOUNT, "ReadOnlyAccess")]
@@ -200,7 +200,7 @@ def test_64_callers_with_expired_token_refresh_once(sso: RunningEmulator) -> Non
 def test_flaky_service_50_cold_calls(
     home: Path, secret_service: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = start_emulator(
+    emu = fork_emulator(
         "--accounts", "25", "--roles", "2", "--fail-rate", "0.2", "--throttle-rate", "0.1", "--seed", "7"
     )
     try:
