@@ -276,6 +276,9 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_file(big: RunningEmulator) -
         while proc.poll() is None and time.monotonic() < deadline:
             if any(directory.glob(f".{path.name}.*.tmp")):
                 break
+            # Writing the large file takes milliseconds: a short pause still sees its temp file, and leaves
+            # the CPU to the process being watched.
+            time.sleep(0.0005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if any(directory.glob(f".{path.name}.*.tmp")):
