@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ssocred.model.sso import Token
-from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.emulator import RunningEmulator, fork_emulator
 from tests.support.secret_service import PrivateSecretService
 
 pytest_plugins = ["tests.support.secret_service", "tests.support.daemon", "tests.support.chromium"]
@@ -102,7 +102,7 @@ def emu(monkeypatch: pytest.MonkeyPatch) -> Iterator[RunningEmulator]:
     """A default emulator; its endpoints are exported for ssocred, boto3 and the AWS CLI."""
     from tests.support.cli import DIRECTORY
 
-    e = start_emulator("--directory", DIRECTORY)
+    e = fork_emulator("--directory", DIRECTORY)
     for k, v in e.env().items():
         monkeypatch.setenv(k, v)
     yield e

@@ -11,7 +11,7 @@ import pytest
 from ssocred.adapters import aws, server_text
 from ssocred.adapters.logs import REDACTOR
 from ssocred.errors import EXIT_SERVICE, ConfigError, ServiceError
-from tests.support.cli import ACCOUNT, ROLE, run
+from tests.support.cli import ACCOUNT, ROLE, login, run
 from tests.support.emulator import RunningEmulator
 from tests.support.tls import PortalLookalike, TestCA
 
@@ -92,7 +92,7 @@ def test_ca_bundle_problems(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_broken_ca_bundle_is_named_by_process(sso: RunningEmulator, tmp_path: Path) -> None:
     """``process`` names the file behind a TLS failure instead of asking for what is already set."""
-    assert run("login").returncode == 0
+    login()
     ca, other = TestCA.create(tmp_path / "ca"), TestCA.create(tmp_path / "other", name="some other CA")
     empty, text = tmp_path / "empty.pem", tmp_path / "text.pem"
     empty.write_text("")
@@ -126,7 +126,7 @@ def test_a_broken_ca_bundle_is_named_by_process(sso: RunningEmulator, tmp_path: 
 def test_a_portal_that_never_answers_costs_the_budget_not_minutes(sso: RunningEmulator) -> None:
     from tests.support.hostile import HostileServer
 
-    assert run("login").returncode == 0
+    login()
     with HostileServer("hang") as server:
         env = {**os.environ, "AWS_ENDPOINT_URL_SSO": server.url, "SSOCRED_TIMEOUT": "2"}
         began = time.monotonic()

@@ -19,7 +19,7 @@ from ssocred.adapters import aws
 from ssocred.adapters.store import Store
 from tests.support.cli import DIRECTORY, START_URL, run, write_config
 from tests.support.daemon import RunningDaemon, start_daemon
-from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.emulator import RunningEmulator, fork_emulator
 from tests.support.regions import region_endpoints
 from tests.support.secret_service import PrivateSecretService
 
@@ -34,7 +34,7 @@ def two_services(home: Path, secret_service: PrivateSecretService, tmp_path: Pat
                  monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, RunningEmulator]]:
     """Sessions ``fast`` and ``slow``, each logged in at its own emulator (by its region)."""
     secret_service.ensure_running()
-    emus = {name: start_emulator("--directory", DIRECTORY) for name in REGIONS}
+    emus = {name: fork_emulator("--directory", DIRECTORY) for name in REGIONS}
     try:
         for key, value in region_endpoints(tmp_path / "botocore-data",
                                            {REGIONS[n]: e.url for n, e in emus.items()}).items():

@@ -17,6 +17,7 @@ import pytest
 
 from ssocred.adapters import notify, service_manager
 from ssocred.adapters.store import Store
+from tests.support import cli
 from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
@@ -58,9 +59,8 @@ def statuses(data: dict[str, Any]) -> dict[str, str]:
     return {c["id"]: c["status"] for c in data["checks"]}
 
 
-def login(*args: str) -> None:
-    r = run("login", *args)
-    assert r.returncode == 0, r.stderr
+def login(*options: str) -> None:
+    cli.login(options=options)
 
 
 def environ(**changes: str | None) -> dict[str, str]:

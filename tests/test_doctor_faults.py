@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from ssocred.adapters.store import Store, creds_key
+from tests.support import cli
 from tests.support.cli import ACCOUNT, REGION, ROLE, process_profile, run, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator
 from tests.test_doctor import doctor as report
@@ -60,8 +61,7 @@ def secrets() -> list[str]:
 
 
 def login() -> None:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
+    cli.login()
 
 
 def profile_running(command: str) -> str:

@@ -20,7 +20,7 @@ import pytest
 from ssocred.adapters import awscli_cache
 from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_LOGIN_REQUIRED, EXIT_USAGE
-from tests.support.cli import ACCOUNT, ROLE, process_profile, run, session_config, ssocred_argv, write_config
+from tests.support.cli import ACCOUNT, ROLE, login, process_profile, run, session_config, ssocred_argv, write_config
 from tests.support.emulator import RunningEmulator
 
 TARGET = ("--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", ROLE)
@@ -125,7 +125,7 @@ def test_discover_with_a_profile_that_is_not_logged_in(sso: RunningEmulator) -> 
 @pytest.mark.parametrize("garbage", [b"\xff\xfe\x00\x81 not text", b"os.system", b"keyring.backends.nope.Keyring",
                                      b"x" * 5000, b""])
 def test_a_garbage_remembered_backend_is_ignored(sso: RunningEmulator, garbage: bytes) -> None:
-    assert run("login").returncode == 0
+    login()
     remembered = Path(os.environ["SSOCRED_STATE_DIR"]) / "keyring-backend"
     detected = remembered.read_text()
     assert run("process", *TARGET).returncode == 0
@@ -231,7 +231,7 @@ def _process_without_file_writes() -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_an_unwritable_state_dir_costs_the_cache_not_the_answer(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     service = os.environ["SSOCRED_KEYRING_SERVICE"]
     item = f"creds:corp:{ACCOUNT}:{ROLE}"
     r = _process_without_file_writes()

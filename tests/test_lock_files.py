@@ -15,7 +15,7 @@ from ssocred.adapters import locks
 from ssocred.adapters.store import Store, is_placeholder
 from ssocred.errors import EXIT_ACCESS_DENIED
 from ssocred.model import schedule
-from tests.support.cli import ACCOUNT, ROLE, run
+from tests.support.cli import ACCOUNT, ROLE, login, run
 from tests.support.emulator import RunningEmulator
 from tests.support.secret_service import store as store  # the function fixture
 from tests.test_keyring_chaos import Killed, KillingKeyring
@@ -32,7 +32,7 @@ def lock_files(kind: str = "") -> list[str]:
 
 @pytest.mark.slow
 def test_an_unassigned_role_leaves_no_lock_file_and_logout_removes_the_others(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     r = run("process", "--sso-session", "corp", "--account-id", ACCOUNT, "--role-name", "NoSuchRole")
     assert r.returncode == EXIT_ACCESS_DENIED, r.stderr
     assert lock_files("role-") == []

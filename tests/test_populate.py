@@ -19,13 +19,14 @@ from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
     REGION,
+    login,
     run,
     run_on_a_terminal,
     session_config,
     ssocred_argv,
     write_config,
 )
-from tests.support.emulator import RunningEmulator, start_emulator
+from tests.support.emulator import RunningEmulator, fork_emulator
 
 USER_TEXT = """\
 # My AWS config: hand-written, keep this comment.
@@ -47,15 +48,14 @@ def big(
     home: Path, secret_service: object, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[RunningEmulator]:
     """An emulator with 500 accounts × 2 roles, logged in as SSO session ``corp``."""
-    e = start_emulator("--accounts", "500", "--roles", "2", "--seed", "7")
+    e = fork_emulator("--accounts", "500", "--roles", "2", "--seed", "7")
     for k, v in e.env().items():
         monkeypatch.setenv(k, v)
     browser = Path(__file__).parent / "support" / "browser.py"
     monkeypatch.setenv("BROWSER", f"{sys.executable} {browser} %s")
     monkeypatch.setenv("FAKE_BROWSER_LOG", str(tmp_path / "browser.log"))
     write_config(USER_TEXT + session_config("corp"))
-    r = run("login", "--sso-session", "corp")
-    assert r.returncode == 0, r.stderr
+    login()
     yield e
     e.stop()
 
@@ -135,7 +135,7 @@ def _directory(accounts: list[tuple[str, str, list[str]]]) -> dict[str, object]:
 @pytest.mark.slow
 def test_prune_removes_exactly_the_vanished_profiles(sso: RunningEmulator) -> None:
     write_config(USER_TEXT + session_config("corp"))
-    assert run("login").returncode == 0
+    login()
     sso.set_directory(_directory([
         (ACCOUNT, "Development", ["AdministratorAccess", "ReadOnlyAccess"]),
         (OTHER_ACCOUNT, "Production", ["ReadOnlyAccess", "Billing"]),
@@ -167,7 +167,7 @@ def test_prune_removes_exactly_the_vanished_profiles(sso: RunningEmulator) -> No
 def test_dry_run_prints_a_diff_and_writes_nothing(sso: RunningEmulator) -> None:
     # The user's static keys come last, so they are the diff's context lines.
     write_config(session_config("corp") + "\n" + USER_TEXT.rstrip("\n") + "\naws_session_token = tok-value\n")
-    assert run("login").returncode == 0
+    login()
     before = _config().read_bytes()
     r = run("configure", "populate", "--sso-session", "corp", "--dry-run")
     assert r.returncode == 0, r.stderr
@@ -181,7 +181,7 @@ def test_dry_run_prints_a_diff_and_writes_nothing(sso: RunningEmulator) -> None:
 @pytest.mark.slow
 def test_template_names_are_safe_and_unmanaged_names_are_left_alone(sso: RunningEmulator) -> None:
     write_config(USER_TEXT + session_config("corp") + "\n[profile 111111111111-ReadOnlyAccess]\nregion = x\n")
-    assert run("login").returncode == 0
+    login()
     sso.set_directory(_directory([
         (ACCOUNT, "Dev Team (EU)", ["AdministratorAccess", "ReadOnlyAccess"]),
         (OTHER_ACCOUNT, "Dev Team (EU)", ["AdministratorAccess"]),
@@ -215,7 +215,7 @@ def test_file_mode_and_symlink_are_kept(sso: RunningEmulator, tmp_path: Path) ->
     real.chmod(0o644)
     _config().unlink(missing_ok=True)
     _config().symlink_to(real)
-    assert run("login").returncode == 0
+    login()
     _populate()
     assert _config().is_symlink()
     assert real.stat().st_mode & 0o777 == 0o644
@@ -224,7 +224,7 @@ def test_file_mode_and_symlink_are_kept(sso: RunningEmulator, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_throttled_portal_still_lists_everything(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     sso.set_directory(_directory([(f"{i:012d}", f"Account {i}", ["ReadOnlyAccess"]) for i in range(1, 21)]))
     sso.reset()
     sso.control(throttle_rate=0.25)
@@ -236,7 +236,7 @@ def test_throttled_portal_still_lists_everything(sso: RunningEmulator) -> None:
 
 @pytest.mark.slow
 def test_a_failing_account_writes_nothing(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     before = _config().read_bytes()
     sso.control(fail_rate=1.0)
     r = run("configure", "populate", "--sso-session", "corp", "--prune")
@@ -276,6 +276,9 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_file(big: RunningEmulator) -
         while proc.poll() is None and time.monotonic() < deadline:
             if any(directory.glob(f".{path.name}.*.tmp")):
                 break
+            # Writing the large file takes milliseconds: a short pause still sees its temp file, and leaves
+            # the CPU to the process being watched.
+            time.sleep(0.0005)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if any(directory.glob(f".{path.name}.*.tmp")):
@@ -288,7 +291,7 @@ def test_kill_9_mid_write_leaves_the_old_or_the_new_file(big: RunningEmulator) -
 
 @pytest.mark.slow
 def test_role_listing_is_bounded_and_parallel(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     sso.set_directory(_directory([(f"{i:012d}", f"Account {i}", ["ReadOnlyAccess"]) for i in range(1, 13)]))
     sso.control(latency_ms=100)
     sso.reset()
@@ -318,8 +321,8 @@ def test_parallel_edits_lose_nothing(sso: RunningEmulator) -> None:
     # A long file widens each edit's read-change-write window to a good part of a second.
     notes = "".join(f"# note {i}: {'x' * 100}\n" for i in range(20000))
     write_config(USER_TEXT + notes + session_config("corp") + "\n" + session_config("other"))
-    assert run("login", "--sso-session", "corp").returncode == 0
-    assert run("login", "--sso-session", "other").returncode == 0
+    login(session="corp")
+    login(session="other")
     # Each process reads, changes and replaces the file: without the lock, one would undo another.
     procs = [
         subprocess.Popen([*ssocred_argv(), "configure", "populate", "--sso-session", session,

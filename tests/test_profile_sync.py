@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ssocred.model.profile_sync import Role, SyncSettings, settings, summary, values
-from tests.support.cli import ACCOUNT, OTHER_ACCOUNT, run, session_config, write_config
+from tests.support.cli import ACCOUNT, OTHER_ACCOUNT, login, run, session_config, write_config
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.emulator import RunningEmulator
 
@@ -62,7 +62,7 @@ def test_keep_in_sync_cannot_be_a_dry_run(sso: RunningEmulator) -> None:
 def test_the_daemon_follows_accounts_that_come_and_go(
         sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
     config = write_config(MINE + session_config("corp"))
-    assert run("login").returncode == 0
+    login()
     sso.set_directory(_directory([(ACCOUNT, "Development", ["AdministratorAccess"]),
                                   (OTHER_ACCOUNT, "Production", ["ReadOnlyAccess"])]))
     r = run("configure", "populate", "--keep-in-sync", "--template", "{account_name}-{role_name}", "--json")

@@ -21,7 +21,7 @@ import pytest
 
 from ssocred.adapters.store import Store
 from ssocred.model.sso import GRANT_DEVICE, GRANT_REFRESH, Registration, Token
-from tests.support.cli import ACCOUNT, REGION, ROLE, START_URL, run, ssocred_argv
+from tests.support.cli import ACCOUNT, REGION, ROLE, START_URL, login, process_here, run, ssocred_argv
 from tests.support.daemon import RunningDaemon, start_daemon
 from tests.support.emulator import REPO_ROOT, RunningEmulator, device_login
 
@@ -150,10 +150,10 @@ def test_a_signal_while_the_refresh_is_in_flight_loses_no_session(
     assert sso.stats()["create_token"]["refresh_token"] == PARALLEL
     sso.control(latency_ms=0)
     lost = []
-    for name in many_sessions:
-        r = run(*_argv(name)[len(ssocred_argv()):])
-        if r.returncode != 0:
-            lost.append((name, r.returncode, r.stderr))
+    for name in many_sessions:  # what the next caller of each session gets
+        code, _, err = process_here("--sso-session", name, "--account-id", ACCOUNT, "--role-name", ROLE)
+        if code != 0:
+            lost.append((name, code, err))
     assert lost == []
     stats = sso.stats()
     assert stats["refresh_token_reuse_rejected"] == 0
@@ -214,9 +214,7 @@ def _daemon_env() -> dict[str, str]:
 @pytest.mark.slow
 def test_with_a_daemon_killed_clients_never_spend_a_refresh_token(
         sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
-    sso.reset()
+    login(sso)
     sso.control(latency_ms=150)
     d = start_daemon(daemons, tmp_path, "--scan-interval", "1", env=_daemon_env())
     draw = random.Random(20261130)
@@ -329,7 +327,7 @@ def test_the_daemon_keeps_a_refused_token_until_the_keyring_recovers(
 @pytest.mark.slow
 def test_a_stopped_daemon_costs_a_cache_hit_about_a_second(
         sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
-    assert run("login").returncode == 0
+    login()
     d = start_daemon(daemons, tmp_path, "--verbose", env=_daemon_env())
     warm = run(*_argv("corp")[len(ssocred_argv()):])
     assert warm.returncode == 0, warm.stderr
@@ -351,7 +349,7 @@ def test_a_stopped_daemon_costs_a_cache_hit_about_a_second(
 @pytest.mark.slow
 def test_a_slow_answer_is_waited_for_not_duplicated(
         sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
-    assert run("login").returncode == 0
+    login()
     sso.reset()
     d = start_daemon(daemons, tmp_path, "--verbose", env=_daemon_env())
     sso.control(latency_ms=3000)  # three times the client's patience with a silent daemon
@@ -390,7 +388,7 @@ def test_the_daemon_rewrites_the_export_well_before_it_expires(
 
     ttl = 16
     sso.control(token_ttl=ttl)
-    assert run("login", "--export-aws-cli-cache").returncode == 0
+    login(options=("--export-aws-cli-cache",))
     path = _export_path(home, "corp")
     start_daemon(daemons, tmp_path, "--scan-interval", "1", env=_daemon_env())
     ready_at = time.time()

@@ -16,6 +16,7 @@ import pytest
 from ssocred import socket_protocol
 from ssocred.adapters import paths
 from ssocred.errors import EXIT_CONFIG, EXIT_SERVICE, ConfigError, ServiceError
+from tests.support import cli
 from tests.support.cli import ACCOUNT, ROLE, run
 from tests.support.emulator import RunningEmulator
 from tests.test_daemon import RunningDaemon, start_daemon
@@ -97,8 +98,7 @@ def daemons() -> Iterator[list[RunningDaemon]]:
 
 
 def login() -> None:
-    r = run("login")
-    assert r.returncode == 0, r.stderr
+    cli.login()
 
 
 def assert_private_tree(run_dir: Path) -> None:

@@ -17,7 +17,7 @@ from ssocred.adapters.store import Store
 from ssocred.errors import EXIT_STORE
 from ssocred.model.sso import iso_z
 from ssocred.usecases.tokens import fresh_token
-from tests.support.cli import ACCOUNT, ROLE, START_URL, run, write_config
+from tests.support.cli import ACCOUNT, ROLE, START_URL, login, run, write_config
 from tests.support.emulator import RunningEmulator
 
 
@@ -27,7 +27,7 @@ def _cli_cache(home: Path, key: str) -> Path:
 
 @pytest.mark.slow
 def test_logout_revokes_and_wipes(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     token = Store().load_session("corp")
     assert token is not None
     r = run("logout", "--sso-session", "corp")
@@ -55,7 +55,7 @@ def test_logout_when_not_logged_in(sso: RunningEmulator) -> None:
 
 @pytest.mark.slow
 def test_logout_reports_portal_errors_but_still_wipes(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     sso.control(fail_rate=1.0)
     r = run("logout", "--json")
     assert r.returncode == 0
@@ -70,8 +70,8 @@ def test_logout_all(sso: RunningEmulator) -> None:
         f"[sso-session a]\nsso_start_url = {START_URL}\nsso_region = us-east-1\n"
         f"[sso-session b]\nsso_start_url = {START_URL}\nsso_region = us-east-1\n"
     )
-    assert run("login", "--sso-session", "a").returncode == 0
-    assert run("login", "--sso-session", "b").returncode == 0
+    login(session="a")
+    login(session="b")
     assert set(Store().index().sessions) == {"a", "b"}
     assert run("logout", "--all").returncode == 0
     assert Store().index().sessions == {}
@@ -89,7 +89,7 @@ def test_status(sso: RunningEmulator) -> None:
         "forwards": [],
         "forwarded_socket": None,
     }
-    assert run("login").returncode == 0
+    login()
     token = Store().load_session("corp")
     assert token is not None and token.refresh_token and token.registration
     r = run("status", "--json")
@@ -107,7 +107,7 @@ def test_status(sso: RunningEmulator) -> None:
 def test_status_refreshable_ends_with_the_registration(sso: RunningEmulator) -> None:
     from ssocred.adapters.store_index import IndexFile
 
-    assert run("login").returncode == 0
+    login()
     assert json.loads(run("status", "--json").stdout)["sessions"][0]["refreshable"] is True
     store = Store()
     entry = store.index().sessions["corp"]
@@ -120,7 +120,7 @@ def test_status_refreshable_ends_with_the_registration(sso: RunningEmulator) -> 
 
 @pytest.mark.slow
 def test_corrupt_item_is_reported_and_kept(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     service = os.environ["SSOCRED_KEYRING_SERVICE"]
     keyring.set_password(service, "session:corp", "{not json")
     r = run("process", "--sso-session", "corp", "--account-id", "111122223333", "--role-name", "r")

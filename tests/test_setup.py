@@ -15,6 +15,7 @@ from tests.support.cli import (
     REGION,
     ROLE,
     START_URL,
+    login,
     process_profile,
     run,
     session_config,
@@ -29,7 +30,7 @@ def _config_text() -> str:
 
 @pytest.mark.slow
 def test_accounts_lists_every_account_and_role(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     r = run("accounts", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -46,7 +47,7 @@ def test_accounts_lists_every_account_and_role(sso: RunningEmulator) -> None:
 
 @pytest.mark.slow
 def test_accounts_walks_every_page(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     accounts = [{"accountId": f"{i:012d}", "accountName": f"Team {i:03d}", "roles": ["ReadOnlyAccess"]}
                 for i in range(1, 251)]
     sso.set_directory({"accounts": accounts})
@@ -67,7 +68,7 @@ def test_accounts_not_logged_in_is_one_line(sso: RunningEmulator) -> None:
 @pytest.mark.slow
 def test_whoami_through_credential_process(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    assert run("login").returncode == 0
+    login()
     r = run("whoami", "--profile", "dev", "--json")
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from ssocred.adapters.store import Store
-from tests.support.cli import ACCOUNT, ROLE, run
+from tests.support.cli import ACCOUNT, ROLE, login, run
 from tests.support.emulator import RunningEmulator
 
 pytestmark = pytest.mark.slow  # every test here starts ssocred or its peers as processes
@@ -25,7 +25,7 @@ def corp() -> dict[str, object]:
 
 
 def test_a_revoked_token_is_shown_as_rejected_until_a_login(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     assert corp()["rejected_at"] is None and corp()["refreshable"] is True
     sso.revoke()
     assert run(*PROCESS).returncode == 1
@@ -34,12 +34,12 @@ def test_a_revoked_token_is_shown_as_rejected_until_a_login(sso: RunningEmulator
     text = run("status").stdout
     assert "corp: rejected: the service refused its token at " in text
     assert "run: ssocred login --sso-session corp" in text
-    assert run("login").returncode == 0
+    login()
     assert corp()["rejected_at"] is None and corp()["refreshable"] is True
 
 
 def test_a_refused_refresh_token_is_shown_as_rejected(sso: RunningEmulator) -> None:
-    assert run("login").returncode == 0
+    login()
     store = Store()
     token = store.load_session("corp")
     assert token is not None
@@ -54,7 +54,7 @@ def test_doctor_records_what_the_portal_said(sso: RunningEmulator) -> None:
     from tests.support.cli import process_profile, session_config, write_config
 
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    assert run("login").returncode == 0
+    login()
     sso.revoke()
     assert run("doctor", "--profile", "dev").returncode == 1
     assert corp()["rejected_at"] is not None

@@ -27,6 +27,7 @@ from tests.support.cli import (
     ACCOUNT,
     OTHER_ACCOUNT,
     ROLE,
+    login,
     process_profile,
     run,
     session_config,
@@ -122,7 +123,7 @@ def test_a_config_path_that_is_a_directory_is_named(sso: RunningEmulator, home: 
 @pytest.mark.slow
 def test_a_command_not_on_path_is_one_line_and_the_fix_works(sso: RunningEmulator) -> None:
     write_config(session_config("corp") + profile_running("ssocred"))
-    assert run("login").returncode == 0
+    login()
     env = without_ssocred_on_path()
     line = one_line_failure(run("whoami", "--profile", "dev", env=env), EXIT_CONFIG)
     assert line.startswith("ssocred: credential_process in [profile dev] runs ssocred, which is not on PATH"), line
@@ -174,7 +175,7 @@ def test_helper_failures_pass_through_unchanged(sso: RunningEmulator) -> None:
     r = run("whoami", "--profile", "dev")
     assert one_line_failure(r, EXIT_LOGIN_REQUIRED) + "\n" == said
 
-    assert run("login").returncode == 0
+    login()
     code, said = process_says("--sso-session", "corp", "--account-id", OTHER_ACCOUNT,
                               "--role-name", "AdministratorAccess")
     assert code == EXIT_ACCESS_DENIED
@@ -191,7 +192,7 @@ def test_a_corrupt_cached_item_passes_through_as_a_store_error(sso: RunningEmula
     import keyring
 
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    assert run("login").returncode == 0
+    login()
     assert run("whoami", "--profile", "dev").returncode == 0
     keyring.set_password(Store().service, creds_key("corp", ACCOUNT, ROLE), "{not json")
     line = one_line_failure(run("whoami", "--profile", "dev"), EXIT_STORE)
@@ -217,7 +218,7 @@ def test_another_helper_failing_is_named_with_its_exit_status(sso: RunningEmulat
 def test_whoami_resolves_like_boto3(sso: RunningEmulator) -> None:
     """The same profile through boto3 itself gives the same identity (the provider order is botocore's)."""
     write_config(session_config("corp") + process_profile("dev", ACCOUNT, ROLE))
-    assert run("login").returncode == 0
+    login()
     code = ("import boto3, json; i = boto3.Session(profile_name='dev').client('sts', region_name='us-east-1')"
             ".get_caller_identity(); print(json.dumps([i['Account'], i['Arn']]))")
     direct = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ssocred.model.sso import Token
     from tests.support.emulator import RunningEmulator
 
@@ -53,6 +55,27 @@ def run(
         input=input_text,
         check=False,
     )
+
+
+def process_here(*args: str) -> tuple[int, str, str]:
+    """``ssocred process ARGS`` answered in this process as it is without a daemon: (exit code, stdout, stderr).
+
+    The same resolution ``ssocred.process.local`` runs in its own process, without starting an interpreter.
+    """
+    import contextlib
+    import gc
+    import io
+
+    from ssocred.process.local import main
+
+    out, err = io.StringIO(), io.StringIO()
+    thresholds = gc.get_threshold()  # main tunes the collector for its own short-lived process
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        gc.set_threshold(*thresholds)
+    return code, out.getvalue(), err.getvalue()
 
 
 def write_config(text: str) -> Path:
@@ -119,8 +142,10 @@ def run_on_a_terminal(argv: list[str], stdout_path: Path) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(status), b"".join(chunks).decode(errors="replace")
 
 
-def login(emu: RunningEmulator | None = None, *, session: str = "corp") -> Token:
-    """``ssocred login`` for ``session`` as a user runs it; the stored token. With ``emu``, its counters start at 0.
+def login(emu: RunningEmulator | None = None, *, session: str = "corp", options: Sequence[str] = ()) -> Token:
+    """``ssocred login --sso-session SESSION OPTIONS`` as a user runs it; the stored token.
+
+    With ``emu``, its counters start at 0.
 
     The one way tests log in (the ``logged_in`` fixture uses it too).
     """
@@ -138,7 +163,7 @@ def login(emu: RunningEmulator | None = None, *, session: str = "corp") -> Token
     # The CLI's own entry point, in this process: the same login, without starting an interpreter.
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["login", "--sso-session", session])
+        code = main(["login", "--sso-session", session, *options])
     assert code == 0, err.getvalue()
     if emu is not None:
         emu.reset()

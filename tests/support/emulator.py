@@ -1,14 +1,16 @@
-"""Run the emulator as a real subprocess for tests: ``start_emulator()`` and the ``emulator`` fixture."""
+"""Run the emulator as a real process for tests: ``start_emulator()``, ``fork_emulator()`` and the fixtures."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from functools import lru_cache
@@ -32,7 +34,7 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 class RunningEmulator:
     """A started ``python -m ssocred.emulator`` process and its control endpoints."""
 
-    def __init__(self, url: str, proc: subprocess.Popen[str], stderr: IO[str]) -> None:
+    def __init__(self, url: str, proc: subprocess.Popen[str] | ForkedProcess, stderr: IO[str]) -> None:
         """Wrap a process that has printed its URL."""
         self.url = url
         self.proc = proc
@@ -129,6 +131,94 @@ def start_emulator(*args: str) -> RunningEmulator:
     return RunningEmulator(str(url), proc, stderr)
 
 
+class ForkedProcess:
+    """The ``subprocess.Popen`` calls tests make, for an emulator forked by the zygote (not this process's child).
+
+    Its end is seen through a pidfd; its exit status goes to the zygote, so an ended one reports 0.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.stdout: IO[str] | None = None
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        return self.wait(0) if self._ended(0) else None
+
+    def _ended(self, timeout: float | None) -> bool:
+        if self.returncode is not None:
+            return True
+        ready, _, _ = select.select([self._pidfd], [], [], timeout)
+        return bool(ready)
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._ended(timeout):
+            raise subprocess.TimeoutExpired(f"emulator {self.pid}", timeout or 0)
+        if self.returncode is None:
+            self.returncode = 0
+            os.close(self._pidfd)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            signal.pidfd_send_signal(self._pidfd, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class _Zygote:
+    """``tests.support.emulator_zygote`` for this process, started on first use."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+
+    def fork(self, argv: list[str], env: dict[str, str], stdout: str, stderr: str) -> ForkedProcess:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._proc = subprocess.Popen(
+                    [sys.executable, "-m", "tests.support.emulator_zygote"], stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+            assert self._proc.stdin is not None and self._proc.stdout is not None
+            request = {"argv": argv, "env": env, "cwd": os.getcwd(), "stdout": stdout, "stderr": stderr}
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+            answer = self._proc.stdout.readline()
+            if not answer:
+                raise RuntimeError("the emulator zygote ended")
+            return ForkedProcess(int(json.loads(answer)["pid"]))
+
+
+_ZYGOTE = _Zygote()
+
+
+def fork_emulator(*args: str) -> RunningEmulator:
+    """``start_emulator(*args)``, forked from a process that has the emulator imported: no interpreter start-up.
+
+    For tests that talk to the emulator over HTTP only; ``proc`` ends as SIGTERM says but reports no exit status.
+    """
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    stderr = tempfile.NamedTemporaryFile("w+", encoding="utf-8", prefix="emulator-", suffix=".stderr")  # noqa: SIM115
+    with tempfile.NamedTemporaryFile("r", encoding="utf-8", prefix="emulator-", suffix=".stdout") as stdout:
+        proc = _ZYGOTE.fork(["--port", "0", *args], env, stdout.name, stderr.name)
+        deadline = time.monotonic() + START_TIMEOUT
+        line = ""
+        while not line.endswith("\n") and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.002)
+            line += stdout.readline()
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError, TypeError):
+        proc.kill()
+        proc.wait()
+        stderr.seek(0)
+        raise RuntimeError(f"emulator did not start: stdout={line!r} stderr={stderr.read()!r}") from None
+    return RunningEmulator(str(url), proc, stderr)
+
+
 @lru_cache(maxsize=64)
 def _client(service: str, url: str) -> Any:
     factory: Any = boto3.client
@@ -186,7 +276,7 @@ def device_login(url: str, scopes: tuple[str, ...] = ("sso:account:access",)) ->
 @pytest.fixture
 def emulator() -> Iterator[RunningEmulator]:
     """A default emulator, stopped after the test."""
-    running = start_emulator()
+    running = fork_emulator()
     try:
         yield running
     finally:
@@ -196,7 +286,7 @@ def emulator() -> Iterator[RunningEmulator]:
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[RunningEmulator]:
     """One default emulator for a whole test module (use ``shared`` to get it reset)."""
-    running = start_emulator()
+    running = fork_emulator()
     try:
         yield running
     finally:
