@@ -170,7 +170,7 @@ def test_calls_in_flight_share_one_worker_and_a_slow_one_holds_up_no_other(deleg
     assert network_client.current_pid() == slow.worker
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_signal_to_the_worker_does_not_cut_a_call_short(delegated: RunningEmulator, sig: signal.Signals) -> None:
     """Ctrl-C and service stops reach the whole process group: the daemon decides, the call in flight completes."""
     held = _HeldFetch(delegated, 1500)

@@ -410,7 +410,7 @@ def test_the_daemon_rewrites_the_export_well_before_it_expires(
     assert min(margins) >= scaled_window(BOTOCORE_ADVISORY_WINDOW, ttl) - 1, margins
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
 def test_a_stop_of_the_daemon_and_its_network_worker_mid_refresh_loses_no_session(
         sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon], sig: signal.Signals) -> None:
     """Ctrl-C and ``systemctl stop`` signal every process of the daemon: the refresh in its worker still lands."""

@@ -119,8 +119,9 @@ def start(path: str | None = None, container: tuple[str, int] | None = DEFAULT_L
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="ssocred-socket", daemon=True
     )
-    thread.start()
+    # Logged first: whoever has the first answer finds this line in the log already.
     log.info("answering ssocred process on %s%s", where, " (socket activation)" if inode is None else "")
+    thread.start()
     return RunningServer(server, thread, where, inode, endpoint, forwarding)
 
 
