@@ -121,6 +121,11 @@ def start_emulator(*args: str) -> RunningEmulator:
     reader.start()
     reader.join(START_TIMEOUT)
     line = lines[0] if lines else ""
+    return _started(line, proc, stderr)
+
+
+def _started(line: str, proc: Any, stderr: IO[str]) -> RunningEmulator:
+    """The emulator whose first stdout line is ``line``; RuntimeError (and ``proc`` killed) when it is not its URL."""
     try:
         url = json.loads(line)["url"]
     except (ValueError, KeyError, TypeError):
@@ -209,14 +214,7 @@ def fork_emulator(*args: str) -> RunningEmulator:
         while not line.endswith("\n") and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
             line += stdout.readline()
-    try:
-        url = json.loads(line)["url"]
-    except (ValueError, KeyError, TypeError):
-        proc.kill()
-        proc.wait()
-        stderr.seek(0)
-        raise RuntimeError(f"emulator did not start: stdout={line!r} stderr={stderr.read()!r}") from None
-    return RunningEmulator(str(url), proc, stderr)
+    return _started(line, proc, stderr)
 
 
 @lru_cache(maxsize=64)
