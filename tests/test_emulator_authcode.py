@@ -230,18 +230,9 @@ def test_code_grant_failures_are_invalid_grant(shared: RunningEmulator) -> None:
 
 
 def test_code_of_another_client_is_rejected(shared: RunningEmulator) -> None:
-    oidc = oidc_client(shared.url)
     first, second = _register(shared.url), _register(shared.url)
     code, verifier = _code_for(shared.url, first, CALLBACK)
-    with pytest.raises(oidc.exceptions.InvalidGrantException):
-        oidc.create_token(
-            clientId=second["clientId"],
-            clientSecret=second["clientSecret"],
-            grantType="authorization_code",
-            code=code,
-            redirectUri=CALLBACK,
-            codeVerifier=verifier,
-        )
+    _code_refused(shared.url, second, code, verifier)
 
 
 @pytest.mark.slow
@@ -250,16 +241,15 @@ def test_code_expires(shared: RunningEmulator) -> None:
     reg = _register(shared.url)
     code, verifier = _code_for(shared.url, reg, CALLBACK)
     time.sleep(1.1)
-    oidc = oidc_client(shared.url)
+    _code_refused(shared.url, reg, code, verifier)
+
+
+def _code_refused(url: str, reg: dict[str, Any], code: str, verifier: str) -> None:
+    """The authorization-code grant of ``code`` for client ``reg`` is refused with InvalidGrantException."""
+    oidc = oidc_client(url)
     with pytest.raises(oidc.exceptions.InvalidGrantException):
-        oidc.create_token(
-            clientId=reg["clientId"],
-            clientSecret=reg["clientSecret"],
-            grantType="authorization_code",
-            code=code,
-            redirectUri=CALLBACK,
-            codeVerifier=verifier,
-        )
+        oidc.create_token(clientId=reg["clientId"], clientSecret=reg["clientSecret"], grantType="authorization_code",
+                          code=code, redirectUri=CALLBACK, codeVerifier=verifier)
 
 
 def test_deny_authorize_switch(shared: RunningEmulator) -> None:

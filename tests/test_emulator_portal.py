@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.support.emulator import (
     RunningEmulator,
     device_login,
-    oidc_client,
+    refresh_refused,
     shared,
     shared_emulator,
     sso_client,
@@ -200,14 +200,7 @@ def test_logout_revokes_the_session(shared: RunningEmulator) -> None:
         sso.list_accounts(accessToken=token["accessToken"])
     with pytest.raises(sso.exceptions.UnauthorizedException):
         sso.logout(accessToken=token["accessToken"])
-    oidc = oidc_client(shared.url)
-    with pytest.raises(oidc.exceptions.InvalidGrantException):
-        oidc.create_token(
-            clientId=registration["clientId"],
-            clientSecret=registration["clientSecret"],
-            grantType="refresh_token",
-            refreshToken=token["refreshToken"],
-        )
+    refresh_refused(shared.url, registration, token["refreshToken"])
     assert sso.list_accounts(accessToken=other["accessToken"])["accountList"]
     assert creds["roleCredentials"]["accessKeyId"].startswith("ASIA")
     assert shared.stats()["operations"]["Logout"] == 2

@@ -22,7 +22,7 @@ from tests.support.emulator import (
     START_URL,
     RunningEmulator,
     device_login,
-    oidc_client,
+    refresh_refused,
     shared,
     shared_emulator,
     sso_client,
@@ -184,14 +184,7 @@ def test_botocore_sso_provider_refreshes_token_through_emulator(shared: RunningE
     assert rewritten["accessToken"] != entry["accessToken"]
     assert rewritten["refreshToken"] != entry["refreshToken"]
     assert rewritten["expiresAt"] > entry["expiresAt"]
-    oidc = oidc_client(shared.url)
-    with pytest.raises(oidc.exceptions.InvalidGrantException):
-        oidc.create_token(
-            clientId=entry["clientId"],
-            clientSecret=entry["clientSecret"],
-            grantType="refresh_token",
-            refreshToken=entry["refreshToken"],
-        )
+    refresh_refused(shared.url, entry, entry["refreshToken"])
     assert shared.stats()["refresh_token_reuse_rejected"] == 1
 
 

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Any
@@ -221,6 +221,14 @@ def fork_emulator(*args: str) -> RunningEmulator:
 def _client(service: str, url: str) -> Any:
     factory: Any = boto3.client
     return factory(service, region_name=REGION, endpoint_url=url, config=Config(signature_version=UNSIGNED))
+
+
+def refresh_refused(url: str, registration: Mapping[str, Any], refresh_token: str) -> None:
+    """Assert that the emulator at ``url`` refuses ``refresh_token`` with InvalidGrantException, as sso-oidc does."""
+    oidc = oidc_client(url)
+    with pytest.raises(oidc.exceptions.InvalidGrantException):
+        oidc.create_token(clientId=registration["clientId"], clientSecret=registration["clientSecret"],
+                          grantType="refresh_token", refreshToken=refresh_token)
 
 
 def oidc_client(url: str, **config: Any) -> Any:
