@@ -422,6 +422,8 @@ def test_a_stop_of_the_daemon_and_its_network_worker_mid_refresh_loses_no_sessio
     os.kill(worker, sig)
     daemon.proc.send_signal(sig)
     assert daemon.proc.wait(timeout=60) == 0, daemon.diagnostics()
+    # Its start-up check and its first job import keyring on two threads at once: neither may see it half-made.
+    assert "ImportError" not in daemon.log_text()
     stored = Store().load_session("corp")
     assert stored is not None and stored.access_token != old.access_token
     assert sso.stats()["create_token"]["refresh_token"] == 1

@@ -39,8 +39,18 @@ _own: str | None = None
 _memory: Any = None
 #: Held while keyring's backend is detected or replaced, which two threads must not do at once.
 _CHOOSING = threading.RLock()
+#: Held while keyring's modules are imported: keyring and keyring.core import each other, and a thread that
+#: imports one while another thread imports the other can meet it half-made (an ImportError of a name it has).
+_IMPORTING = threading.Lock()
 #: What the daemon answered, by (keyring service, socket path): asked once per process.
 _asked: dict[tuple[str, str], str] = {}
+
+
+def import_keyring() -> None:
+    """Import keyring, one thread at a time: ``import_keyring()`` before ``import keyring`` in code that
+    threads may run at once (the daemon's jobs and its start-up check)."""
+    with _IMPORTING:
+        import keyring.core  # noqa: F401 - with it keyring, its backend base, errors and fail backend
 
 
 def use_store(store: str) -> None:
@@ -52,6 +62,7 @@ def use_store(store: str) -> None:
     if store == _own:
         return
     if store == STORE_MEMORY:
+        import_keyring()
         import keyring.core
 
         from ssocred.adapters.memory_keyring import MemoryKeyring
@@ -105,6 +116,7 @@ def usable_backend(service: str | None = None) -> Any:
     """
     if store_kind(service) == STORE_MEMORY:
         return _memory_backend()
+    import_keyring()
     import keyring
     from keyring.backends import chainer, fail, null
 
@@ -196,6 +208,7 @@ def use_remembered_backend() -> None:
     from ssocred.adapters.deferred_imports import READ_UNUSED, defer
 
     defer(READ_UNUSED)
+    import_keyring()
     import keyring.core
 
     if keyring.core.load_config():

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ssocred.adapters.keyring_backend import NO_KEYRING_FIX, store_kind, usable_backend
+from ssocred.adapters.keyring_backend import NO_KEYRING_FIX, import_keyring, store_kind, usable_backend
 from ssocred.adapters.keyring_backend import use_remembered_backend as use_remembered_backend
 from ssocred.errors import NoKeyring, SsocredError, StoreError
 
@@ -289,7 +289,7 @@ class KeyringIO:
         """Run ``work`` on a daemon thread; a keyring stuck behind a hidden prompt cannot hang us."""
         box: dict[str, Any] = {}
         # Imports cannot wait on a prompt, and under load they are slow: keep them off the clock.
-        import keyring.core  # noqa: F401
+        import_keyring()
 
         def target() -> None:
             try:
