@@ -402,6 +402,7 @@ def _collect_secrets(store: Store, into: set[str], stop: threading.Event) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_two_minutes_of_process_calls_never_wait(sso: RunningEmulator, tmp_path: Path,
                                                  daemons: list[RunningDaemon]) -> None:
     sso.control(token_ttl=30, cred_ttl=40)

@@ -80,6 +80,7 @@ def _profiles_in_botocore() -> dict[str, dict[str, str]]:
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_thousand_profiles_load_in_botocore_and_resolve_through_credential_process(big: RunningEmulator) -> None:
     before = _config().read_bytes()
     data = _populate()

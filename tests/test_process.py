@@ -197,6 +197,7 @@ def test_64_callers_with_expired_token_refresh_once(sso: RunningEmulator) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.long
 def test_flaky_service_50_cold_calls(
     home: Path, secret_service: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
