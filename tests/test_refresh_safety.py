@@ -431,3 +431,27 @@ def test_a_stop_of_the_daemon_and_its_network_worker_mid_refresh_loses_no_sessio
     sso.control(latency_ms=0)
     assert run(*_argv("corp")[len(ssocred_argv()):]).returncode == 0
     assert sso.stats()["create_token"]["refresh_token"] == 1
+
+
+def test_a_network_worker_killed_mid_refresh_is_named_and_the_daemon_goes_on(
+        sso: RunningEmulator, tmp_path: Path, daemons: list[RunningDaemon]) -> None:
+    """SIGKILL of the daemon's network worker alone (the OOM killer, say) cannot be held: the refresh it carried
+    is named as interrupted, as a killed refresher's is, and the daemon itself goes on serving."""
+    _seed_expired_session(sso, "corp")
+    sso.control(latency_ms=2000)
+    daemon = start_daemon(daemons, tmp_path, "--retry-min", "1s", "--retry-max", "2s")
+    _wait_in_flight(sso, "CreateToken", 1)
+    worker = int(daemon.wait_log(r"network worker started \(pid \d+\)")[0].split("(pid ")[1].split(")")[0])
+    os.kill(worker, signal.SIGKILL)
+    daemon.wait_log(r"network worker \(pid \d+\) exited")
+    _settle(sso)  # the service finishes (and rotates) anyway
+    sso.control(latency_ms=0)
+    r = run(*_argv("corp")[len(ssocred_argv()):])
+    assert r.returncode == 1
+    assert r.stderr == ("ssocred: a refresh of SSO session 'corp' was interrupted (or its new token could not be "
+                        "stored) and the service no longer accepts the old refresh token; run: ssocred login "
+                        "--sso-session corp\n")
+    assert daemon.proc.poll() is None  # the daemon lives on, with a new worker for its next call
+    login(sso)
+    assert run(*_argv("corp")[len(ssocred_argv()):]).returncode == 0
+    assert daemon.proc.poll() is None
