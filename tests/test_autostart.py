@@ -15,6 +15,7 @@ import pytest
 
 from ssocred.adapters import autostart as spawning
 from ssocred.adapters import service_manager
+from ssocred.adapters.notify import alive
 from ssocred.usecases import autostart
 from tests.support.cli import ACCOUNT, ROLE, login, process_profile, run, session_config, ssocred_argv, write_config
 from tests.support.daemon import RunningDaemon, start_daemon
@@ -34,16 +35,6 @@ def _daemon_pid() -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(OSError):  # a zombie of ours is not alive
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    return True
-
-
 def _starts_logged() -> list[str]:
     log = Path(os.environ["SSOCRED_LOG_DIR"]) / "daemon.log"
     text = log.read_text() if log.exists() else ""
@@ -52,7 +43,7 @@ def _starts_logged() -> list[str]:
 
 def _wait_gone(pid: int, timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
@@ -90,7 +81,7 @@ def test_a_burst_of_64_cold_callers_starts_one_daemon_that_fetches_once(on: Runn
     assert len({json.loads(o)["AccessKeyId"] for o, _ in outs}) == 1
     assert on.stats()["operations"]["GetRoleCredentials"] == 1
     pid = _daemon_pid()
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     assert len(_starts_logged()) == 1 and f"started (pid {pid}, autostart" in _starts_logged()[0]
     assert (_run_dir() / spawning.LOCK_FILE).read_text().split()[::2] == ["ready", str(pid)]
 
@@ -99,7 +90,7 @@ def test_a_burst_of_64_cold_callers_starts_one_daemon_that_fetches_once(on: Runn
 def test_an_autostarted_daemon_answers_the_next_call_and_status_says_autostarted(on: RunningEmulator) -> None:
     first = _process_ok()
     pid = _daemon_pid()
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     before = on.stats()["operations"]["GetRoleCredentials"]
     assert _process_ok() == first and on.stats()["operations"]["GetRoleCredentials"] == before
     status = run("status")
@@ -151,7 +142,7 @@ def test_a_killed_autostarted_daemon_is_replaced_on_the_next_call(on: RunningEmu
     assert _wait_gone(first)
     _process_ok()
     second = _daemon_pid()
-    assert second is not None and second != first and _alive(second)
+    assert second is not None and second != first and alive(second)
     assert len(_starts_logged()) == 2
 
 
@@ -168,7 +159,7 @@ def test_the_daemon_never_holds_the_callers_pipe_or_terminal(on: RunningEmulator
     assert proc.returncode == 0, err
     assert json.loads(out)["AccessKeyId"] and time.monotonic() - began < 60
     pid = _daemon_pid()
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     assert os.getsid(pid) == pid  # a session of its own: no controlling terminal, no signal from the caller's group
     targets = {os.readlink(f"/proc/{pid}/fd/{n}") for n in (0, 1, 2)}
     assert targets == {"/dev/null"}
@@ -237,7 +228,7 @@ def test_container_starts_a_daemon_and_its_grant_works(on: RunningEmulator) -> N
     assert r.returncode == 0, r.stderr
     variables = json.loads(r.stdout)
     pid = _daemon_pid()
-    assert pid is not None and _alive(pid) and len(_starts_logged()) == 1
+    assert pid is not None and alive(pid) and len(_starts_logged()) == 1
     request = urllib.request.Request(variables["AWS_CONTAINER_CREDENTIALS_FULL_URI"],
                                      headers={"Authorization": variables["AWS_CONTAINER_AUTHORIZATION_TOKEN"]})
     with urllib.request.urlopen(request, timeout=30) as answer:
@@ -280,11 +271,11 @@ def test_service_install_stops_the_autostarted_daemon_and_takes_over(
     calls = _fake_systemctl(tmp_path, monkeypatch)
     _process_ok()
     pid = _daemon_pid()
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     dry = run("service", "install", "--platform", "linux", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert f"kill -TERM {pid}  # the autostarted daemon: the service's takes over" in dry.stdout.splitlines()
-    assert _alive(pid) and not calls.exists()  # a dry run stops nothing
+    assert alive(pid) and not calls.exists()  # a dry run stops nothing
 
     done = run("service", "install", "--platform", "linux", "--json")
     assert done.returncode == 0, done.stderr

@@ -211,13 +211,13 @@ def test_a_call_that_meets_a_worker_just_told_to_exit_goes_to_a_new_one(delegate
     assert old is not None
     old._retire()  # what the idle timer does
     seen = []
-    real_alive = network_client.Worker.alive
+    real_accepting = network_client.Worker.accepting
 
-    def stale_alive(self: network_client.Worker) -> bool:
+    def stale_accepting(self: network_client.Worker) -> bool:
         seen.append(self.pid)
-        return True if self is old and len(seen) == 1 else real_alive(self)  # the first check ran before the close
+        return True if self is old and len(seen) == 1 else real_accepting(self)  # checked before the close
 
-    monkeypatch.setattr(network_client.Worker, "alive", stale_alive)
+    monkeypatch.setattr(network_client.Worker, "accepting", stale_accepting)
     assert portal.role_credentials(str(token["accessToken"]), ACCOUNT, ROLE).access_key_id.startswith("ASIA")
     assert seen[0] == old.pid and network_client.current_pid() not in (None, old.pid)
 

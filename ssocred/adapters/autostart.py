@@ -214,29 +214,14 @@ def stop(pid: int, deadline: float) -> bool:
     """
     import signal
 
+    from ssocred.adapters.notify import alive
+
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
         return True
     except PermissionError:
         return False
-    while time.monotonic() < deadline:
-        if not _running(pid):
-            return True
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(_POLL)
-    return not _running(pid)
-
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie (an exited child its parent has not reaped yet)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] != b"Z"
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+    return not alive(pid)

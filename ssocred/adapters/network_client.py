@@ -76,7 +76,7 @@ def call(op: str, *args: Any) -> Any:
     global _worker
     while True:
         with _lock:
-            if _worker is None or not _worker.alive():
+            if _worker is None or not _worker.accepting():
                 _worker = Worker()
             worker = _worker
         try:
@@ -88,11 +88,11 @@ def call(op: str, *args: Any) -> Any:
 def current_pid() -> int | None:
     """The running worker's pid, or None: ``current_pid()`` after a call is a number for ``idle_seconds()``."""
     with _lock:
-        return _worker.pid if _worker is not None and _worker.alive() else None
+        return _worker.pid if _worker is not None and _worker.accepting() else None
 
 
 def stop() -> None:
-    """Tell the worker to exit (its calls in flight fail): ``stop()`` when the daemon stops."""
+    """Tell the worker to exit once its calls in flight are answered: ``stop()`` when the daemon stops."""
     global _worker
     with _lock:
         worker, _worker = _worker, None
@@ -117,8 +117,8 @@ class Worker:
         threading.Thread(target=self._read, name="ssocred-network-worker", daemon=True).start()
         log.info("network worker started (pid %d)", self.pid)
 
-    def alive(self) -> bool:
-        """Whether new calls may go to this worker."""
+    def accepting(self) -> bool:
+        """Whether new calls may go to this worker (it was not told to exit, nor has it ended)."""
         with self._state:
             return not self._closed
 
@@ -195,8 +195,12 @@ class Worker:
                 head = stream.read(HEADER.size)
                 if len(head) < HEADER.size:
                     break
-                body = stream.read(HEADER.unpack(head)[0])
-                ident, ok, value = _answer(body)
+                answer = _answer(stream.read(HEADER.unpack(head)[0]))
+                if answer is None:  # the stream is broken: no later frame can be trusted either
+                    log.error("network worker (pid %d) sent an answer that could not be read: stopping it", self.pid)
+                    self._proc.kill()
+                    break
+                ident, ok, value = answer
                 with self._state:
                     pending = self._waiting.pop(ident, None)
                 if pending is not None:
@@ -204,8 +208,6 @@ class Worker:
                     pending.done.set()
         except (OSError, ValueError):
             pass
-        with self._state:
-            self._closed = True
         self._fail_all("the network worker exited")
         code = self._proc.wait()
         log.info("network worker (pid %d) exited (status %d)", self.pid, code)
@@ -232,12 +234,12 @@ class _Pending:
         self.value: Any = None
 
 
-def _answer(body: bytes) -> tuple[int, bool, Any]:
-    """``(id, ok, value)`` of one answer; an answer that cannot be read fails its call with a ServiceError."""
+def _answer(body: bytes) -> tuple[int, bool, Any] | None:
+    """``(id, ok, value)`` of one answer, or None when it cannot be read."""
     try:
         ident, ok, value = pickle.loads(body)  # noqa: S301 - our own child, over a pipe only we hold
-    except Exception:  # a broken frame must fail one call, not the reader
-        return -1, False, ServiceError("the network worker sent an answer that could not be read")
+    except Exception:  # any failure to read: the caller stops the worker and fails its calls
+        return None
     if not ok and not isinstance(value, BaseException):
         value = ServiceError("the network worker failed the request")
     if isinstance(value, SsocredError):

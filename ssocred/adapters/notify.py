@@ -205,12 +205,23 @@ def read_status() -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     pid = data.get("pid") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or not isinstance(pid, int) or not _alive(pid) or not _lock_held():
+    if not isinstance(data, dict) or not isinstance(pid, int) or not alive(pid) or not _lock_held():
         return None
     return data
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and, where ``/proc`` tells, is not a zombie waiting to be reaped.
+
+    Example: ``alive(read_status()["pid"])``; False soon after that daemon exits.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[:1] != [b"Z"]
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (macOS): ask the kernel
+        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -51,7 +51,13 @@ class Portal:
         self._pace = pace
         self._pool = pool
         # A daemon's calls go to its network worker: no client (nor botocore) here.
-        self._client = None if network_client.active() else aws.client("sso", region, pool=pool)
+        self._made = None if network_client.active() else aws.client("sso", region, pool=pool)
+
+    @property
+    def _client(self) -> Any:
+        if self._made is None:
+            self._made = aws.client("sso", self.region, pool=self._pool)
+        return self._made
 
     def _call(self, op: str, what: str, expect: dict[str, Any] | None, **kwargs: Any) -> dict[str, Any]:
         if self._pace is not None:
@@ -70,8 +76,6 @@ class Portal:
         """
         from botocore.exceptions import ClientError
 
-        if self._client is None:
-            self._client = aws.client("sso", self.region, pool=self._pool)
         try:
             return aws.invoke(self._client, op, expect=expect, **kwargs)
         except ClientError as exc:

@@ -14,7 +14,7 @@ import pickle
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
@@ -67,7 +67,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _requests(stream: BinaryIO) -> Any:
+def _requests(stream: BinaryIO) -> Iterator[tuple[int, str, tuple[Any, ...]]]:
+    """Each ``(id, op, args)`` request until stdin ends."""
     while True:
         head = stream.read(HEADER.size)
         if len(head) < HEADER.size:
